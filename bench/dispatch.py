@@ -1,0 +1,419 @@
+"""Delivery speed: the outbox dispatcher against a bare aiosmtplib loop, to the same SMTP sink.
+
+    .venv/bin/python bench/dispatch.py [--messages 20000] [--connections 4] [--rounds 3]
+        [--sink fast-sink|sink] [--postgres URL] [--memory 100000] [--skip-sqlite]
+
+Every process stands alone, because the machine may have only two cores and a sink or a sender
+sharing a process (and its GIL) with what is measured would distort it:
+
+- the SMTP sink (``tests/smtp_servers.py``; ``fast-sink`` by default, a minimal asyncio server
+  that costs far less per message than aiosmtpd's ``sink``, so the senders are what is measured);
+- the bare loop: ``--connections`` aiosmtplib connections, each sending pre-built messages of the
+  size the dispatcher sends, one after another, with nothing else to do;
+- the dispatcher: ``Dispatcher.run(until_idle=True)`` over an outbox of ``--messages`` rows
+  (one person each, a link in each context), with the same number of SMTP connections.
+
+Each worker is started, connects to its database, says it is ready and waits for "go", so the
+timings leave out interpreter start-up; rates are messages over the time from "go" to the last
+worker's end. Rounds alternate bare loop and dispatcher and the best of each is kept, as other
+work on the machine only ever slows a round down.
+
+With ``--postgres``, one dispatcher process and then two share a PostgreSQL outbox of the same
+size. ``--memory N`` queues N messages in SQLite and reports the dispatcher's peak RSS while it
+sends them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-secret-key-0123456789abcdef"
+MAIL_FROM = "Evalbot <evalbot@partnership.example>"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def settings_for(database_url: str, port: int, connections: int) -> Any:
+    from bot.settings import load_settings
+
+    return load_settings(
+        database_url=database_url,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_connections=connections,
+        secret_key=SECRET,
+        mail_from=MAIL_FROM,
+        public_url="https://evalbot.partnership.example",
+        partnership_name="Riverside Safeguarding Children Partnership",
+    )
+
+
+# --- the outbox -----------------------------------------------------------------------------
+
+
+def fill(database_url: str, messages: int) -> None:
+    """A migrated database with ``messages`` due rows, each to a person of its own."""
+    from sqlalchemy import text
+
+    from surveys import db
+    from surveys.models import OutboxMessage, Person
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    people = Person.__table__  # type: ignore[attr-defined]
+    outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM outbox"))
+        connection.execute(text("DELETE FROM person"))
+        for start in range(0, messages, 20_000):
+            chunk = range(start, min(messages, start + 20_000))
+            connection.execute(
+                people.insert(),
+                [
+                    {
+                        "id": n + 1,
+                        "name": f"Delegate {n}",
+                        "email": f"delegate{n}@agency.example",
+                        "telegram_link_generation": 0,
+                        "preferred_channel": "email",
+                        "email_status": "ok",
+                        "telegram_status": "ok",
+                        "email_opt_out": False,
+                        "telegram_opt_out": False,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for n in chunk
+                ],
+            )
+            connection.execute(
+                outbox.insert(),
+                [
+                    {
+                        "idempotency_key": f"bench:{n}",
+                        "person_id": n + 1,
+                        "channel": "email",
+                        "recipient": f"delegate{n}@agency.example",
+                        "template": "admin-test",
+                        "context": {
+                            "sent_by": "the benchmark",
+                            "links": {"survey": ["survey", f"invitation:{n}"]},
+                        },
+                        "kind": "invitation",
+                        "due_at": NOW,
+                        "available_at": NOW,
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": NOW,
+                    }
+                    for n in chunk
+                ],
+            )
+    engine.dispose()
+
+
+def sample_message(database_url: str, port: int) -> bytes:
+    """One message as the dispatcher renders and builds it, for the bare loop to send."""
+    from bot.channels.email import build_message
+    from bot.rendering import render_email
+    from surveys.models import Channel, MessageKind, OutboxMessage
+
+    settings = settings_for(database_url, port, 1)
+    row = OutboxMessage(
+        id=1,
+        idempotency_key="bench:1",
+        person_id=1,
+        channel=Channel.EMAIL,
+        recipient="delegate1@agency.example",
+        template="admin-test",
+        context={"sent_by": "the benchmark", "links": {"survey": ["survey", "invitation:1"]}},
+        kind=MessageKind.INVITATION,
+        due_at=NOW,
+        available_at=NOW,
+    )
+    outgoing = render_email(
+        settings, row, recipient=row.recipient, recipient_name="Delegate 1", now=NOW
+    )
+    return build_message(outgoing, mail_from=settings.mail_from, reply_to=None)
+
+
+# --- workers (each in a process of its own) ------------------------------------------------------
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ready_then_wait() -> float:
+    """Say ready, wait for "go"; returns the process's CPU time at that moment."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+    return _cpu()
+
+
+def _finish(sent: int, started: float, cpu_at_start: float) -> None:
+    print(
+        json.dumps(
+            {
+                "sent": sent,
+                "started": started,
+                "ended": time.time(),
+                "cpu": _cpu() - cpu_at_start,
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        ),
+        flush=True,
+    )
+
+
+def bare_worker(port: int, messages: int, connections: int, message_file: Path) -> None:
+    import aiosmtplib
+
+    data = message_file.read_bytes()
+
+    async def run() -> int:
+        clients = [
+            aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+            for _ in range(connections)
+        ]
+        for client in clients:
+            await client.connect()
+        cpu = _ready_then_wait()
+        started = time.time()
+        counter = iter(range(messages))
+
+        async def loop(client: aiosmtplib.SMTP) -> int:
+            sent = 0
+            for n in counter:
+                await client.sendmail("evalbot@partnership.example", [f"d{n}@agency.example"], data)
+                sent += 1
+            return sent
+
+        totals = await asyncio.gather(*(loop(c) for c in clients))
+        _finish(sum(totals), started, cpu)
+        for client in clients:
+            await client.quit()
+        return sum(totals)
+
+    asyncio.run(run())
+
+
+def dispatcher_worker(database_url: str, port: int, connections: int) -> None:
+    from bot.channels.registry import build_channels
+    from bot.dispatcher import Dispatcher
+    from surveys.db import make_engine
+
+    settings = settings_for(database_url, port, connections)
+    engine = make_engine(database_url)
+    with engine.connect():
+        pass
+
+    async def run() -> None:
+        channels = build_channels(settings)
+        dispatcher = Dispatcher(
+            engine,
+            settings,
+            channels,
+            clock=lambda: datetime.now(UTC),
+            database_thread=engine.dialect.name == "postgresql",  # as `outbox deliver` does
+        )
+        cpu = _ready_then_wait()
+        started = time.time()
+        report = await dispatcher.run(until_idle=True)
+        _finish(report.sent, started, cpu)
+        for channel in channels.values():
+            await channel.close()
+
+    asyncio.run(run())
+
+
+# --- the conductor -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    sent: int
+    seconds: float
+    cpu: float  # the workers' own CPU seconds, all together
+    max_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds
+
+    @property
+    def cpu_per_message_us(self) -> float:
+        return self.cpu / self.sent * 1e6
+
+
+def run_workers(commands: list[list[str]]) -> Result:
+    """Start the workers, wait until all are ready, say "go", collect their reports."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), *command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for command in commands
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"a worker did not start: {line!r}")
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    reports = []
+    for process in processes:
+        assert process.stdout is not None
+        reports.append(json.loads(process.stdout.readline()))
+        process.wait(timeout=60)
+        if process.returncode != 0:
+            raise RuntimeError("a worker failed")
+    started = min(r["started"] for r in reports)
+    ended = max(r["ended"] for r in reports)
+    return Result(
+        sum(r["sent"] for r in reports),
+        ended - started,
+        sum(r["cpu"] for r in reports),
+        max(r["max_rss_mb"] for r in reports),
+    )
+
+
+def start_sink(kind: str) -> tuple[subprocess.Popen[str], int]:
+    from tests.smtp_servers import start_sink as start
+
+    return start(kind)
+
+
+def compare(
+    database_url: str, port: int, messages: int, connections: int, rounds: int, workdir: Path
+) -> tuple[Result, Result]:
+    message_file = workdir / "message.eml"
+    message_file.write_bytes(sample_message(database_url, port))
+    bare: list[Result] = []
+    dispatched: list[Result] = []
+    for _ in range(rounds):
+        bare.append(
+            run_workers([["bare", str(port), str(messages), str(connections), str(message_file)]])
+        )
+        fill(database_url, messages)
+        dispatched.append(run_workers([["dispatch", database_url, str(port), str(connections)]]))
+        assert dispatched[-1].sent == messages, dispatched[-1]
+    return max(bare, key=lambda r: r.rate), max(dispatched, key=lambda r: r.rate)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sink", choices=["fast-sink", "sink"], default="fast-sink")
+    parser.add_argument("--postgres", help="a PostgreSQL URL (a scratch database is made)")
+    parser.add_argument("--memory", type=int, default=0, help="queue this many for the RSS test")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+
+    sink, port = start_sink(args.sink)
+    workdir = Path(tempfile.mkdtemp(prefix="evalbot-bench-"))
+    try:
+        print(
+            f"{args.messages} messages of {len(sample_message(f'sqlite:///{workdir}/m.db', port))} "
+            f"bytes, {args.connections} SMTP connections, sink: {args.sink}, best of {args.rounds}"
+        )
+        if not args.skip_sqlite:
+            url = f"sqlite:///{workdir / 'outbox.db'}"
+            bare, dispatched = compare(
+                url, port, args.messages, args.connections, args.rounds, workdir
+            )
+            report("bare aiosmtplib loop", bare)
+            report("dispatcher (SQLite, 1 proc)", dispatched)
+            print(f"{'ratio':<32} {dispatched.rate / bare.rate:8.0%}")
+        if args.postgres:
+            postgres(args, port, workdir)
+        if args.memory:
+            url = f"sqlite:///{workdir / 'memory.db'}"
+            fill(url, args.memory)
+            result = run_workers([["dispatch", url, str(port), str(args.connections)]])
+            print(
+                f"{args.memory} queued (SQLite): sent {result.sent} at {result.rate:.0f}/s, "
+                f"peak RSS {result.max_rss_mb:.0f} MB"
+            )
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+def report(label: str, result: Result) -> None:
+    print(
+        f"{label:<32} {result.rate:8.0f} messages/s"
+        f"   (CPU {result.cpu_per_message_us:5.0f} us a message)"
+    )
+
+
+def postgres(args: argparse.Namespace, port: int, workdir: Path) -> None:
+    from sqlalchemy import text
+
+    from surveys import db
+
+    name = f"evalbot_bench_{uuid.uuid4().hex[:8]}"
+    admin = db.make_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = args.postgres.rsplit("/", 1)[0] + "/" + name
+    try:
+        bare, one = compare(url, port, args.messages, args.connections, args.rounds, workdir)
+        twos = []
+        for _ in range(args.rounds):
+            fill(url, args.messages)
+            command = ["dispatch", url, str(port), str(args.connections)]
+            twos.append(run_workers([command, command]))
+            assert twos[-1].sent == args.messages, twos[-1]
+        two = max(twos, key=lambda r: r.rate)
+        report("bare aiosmtplib loop", bare)
+        report("dispatcher (PostgreSQL, 1 proc)", one)
+        report("dispatcher (PostgreSQL, 2 proc)", two)
+        print(f"{'ratio, 1 proc / bare':<32} {one.rate / bare.rate:8.0%}")
+        print(f"{'two processes / one':<32} {two.rate / one.rate:8.2f}x")
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "bare":
+        bare_worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "dispatch":
+        dispatcher_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()

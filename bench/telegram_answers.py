@@ -1,0 +1,299 @@
+"""Survey answers in Telegram, end to end: update in, answer stored, next question out.
+
+    .venv/bin/python bench/telegram_answers.py [--people 60] [--rounds 3] [--threads]
+
+Two processes, as on a real server the Bot API is elsewhere:
+
+- this one runs the bot exactly as ``evalbot run`` does (``TelegramService``, polling, the
+  python-telegram-bot client, SQLite), without any rate limiter;
+- a child runs the fake Bot API (``tests/fake_telegram.py``) with a driver playing ``--people``
+  delegates, each with an open end-of-course evaluation. A delegate taps the answer on the
+  question in front of them as soon as the bot has shown it (a scale's 4, "Yes, fully"), types
+  an answer to a free-text question, skips the optional one and taps "Send my answers": 13
+  updates a survey, 12 of them answers. All delegates answer at once, as after a training day.
+
+The rate is answers stored (counted in the database afterwards) over the time from the first
+update the driver queued to the bot's reply to the last. Rounds start from a fresh database; the
+best is kept, as other work on the machine only ever slows a round down. ``--threads`` runs the
+handlers' database work on a worker thread, as the service does by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NOW = datetime(2026, 3, 16, 17, 0, tzinfo=UTC)
+FIRST_CHAT = 6_000_000
+
+
+# -- the child: fake Bot API and the delegates' driver ------------------------------------------
+
+
+def serve(people: int) -> None:
+    from tests.fake_telegram import Call, FakeTelegram
+
+    fake = FakeTelegram(record=False)
+    finished = threading.Event()
+    guard = threading.Lock()  # between the driver's thread and the fake's
+    waiting: dict[int, str] = {}  # chat -> the query id, or "say", whose outcome is awaited
+    by_query: dict[str, int] = {}
+    done: set[int] = set()
+    answers = [0]
+    ready: list[int] = []
+    wake = threading.Condition()
+
+    def act(chat: int) -> None:
+        """Do what a delegate would with the message in front of them."""
+        _, text, buttons = fake.last_message(chat)
+        labels = [label for label, _ in buttons]
+        if "Your answers have been sent" in text:
+            done.add(chat)
+            if len(done) == people:
+                finished.set()
+            return
+        with guard:
+            for wanted in ("Send my answers", "4", "Yes, fully", "Skip"):
+                if wanted in labels:
+                    answers[0] += wanted != "Send my answers"
+                    query = fake.tap(chat, wanted)
+                    waiting[chat], by_query[query] = query, chat
+                    return
+            if "Type your answer" in text:
+                answers[0] += 1
+                waiting[chat] = "say"
+                fake.say(chat, "Share concerns sooner & record them <clearly>.")
+                return
+            for label in labels:
+                if label.startswith("Start:"):
+                    query = fake.tap(chat, label)
+                    waiting[chat], by_query[query] = query, chat
+                    return
+        raise RuntimeError(f"the driver is stuck in chat {chat}: {text!r} {labels}")
+
+    def on_call(call: Call) -> None:
+        """The bot's reply ends a delegate's wait once its last call is made."""
+        with guard:
+            if call.method == "answerCallbackQuery":
+                chat = by_query.pop(str(call.params.get("callback_query_id")), None)
+            elif call.method == "sendMessage" and waiting.get(call.chat_id or 0) == "say":
+                chat = call.chat_id
+            else:
+                return
+            if chat is None:
+                return
+            del waiting[chat]
+        with wake:
+            ready.append(chat)
+            wake.notify()
+
+    def driver() -> None:
+        while not finished.is_set():
+            with wake:
+                while not ready and not finished.is_set():
+                    wake.wait(0.5)
+                batch, ready[:] = list(ready), []
+            for chat in batch:
+                act(chat)
+
+    fake.on_call = on_call
+    fake.start()
+    for n in range(people):
+        fake.user(FIRST_CHAT + n, f"Delegate {n}")
+    print(json.dumps({"api_url": fake.api_url, "token": fake.token}), flush=True)
+    sys.stdin.readline()  # "go"
+    threading.Thread(target=driver, daemon=True).start()
+    started = time.perf_counter()
+    cpu = time.process_time()
+    for n in range(people):
+        with guard:
+            waiting[FIRST_CHAT + n] = "say"
+            fake.say(FIRST_CHAT + n, "/surveys")
+    finished.wait(600)
+    elapsed = time.perf_counter() - started
+    used = time.process_time() - cpu
+    print(
+        json.dumps(
+            {"seconds": elapsed, "answers": answers[0], "calls": fake.counts, "fake_cpu": used}
+        ),
+        flush=True,
+    )
+    sys.stdin.readline()  # the bot has stopped
+    fake.stop()
+
+
+# -- this process: the bot -------------------------------------------------------------------
+
+
+def build_world(database_url: str, people: int) -> None:
+    from sqlmodel import Session
+
+    from surveys import db
+    from surveys.models import (
+        Booking,
+        Course,
+        CourseSession,
+        InvitationStatus,
+        Person,
+        Stage,
+        SurveyInvitation,
+    )
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with Session(engine) as session:
+        course = Course(
+            title="Working Together to Safeguard Children",
+            learning_outcomes=[
+                "recognise the signs of neglect",
+                "share information under the multi-agency procedures",
+                "make a referral to children's social care",
+            ],
+        )
+        session.add(course)
+        session.flush()
+        course_session = CourseSession(
+            ref="WT-1",
+            course_id=course.id,  # type: ignore[arg-type]
+            starts_at=NOW - timedelta(hours=8),
+            ends_at=NOW - timedelta(hours=1),
+        )
+        session.add(course_session)
+        session.flush()
+        for n in range(people):
+            person = Person(
+                name=f"Delegate {n} O'Brien <Health & Care>",
+                email=f"d{n}@example.org",
+                telegram_chat_id=FIRST_CHAT + n,
+            )
+            session.add(person)
+            session.flush()
+            booking = Booking(
+                ref=f"BK-{n}",
+                session_id=course_session.id,  # type: ignore[arg-type]
+                delegate_id=person.id,  # type: ignore[arg-type]
+            )
+            session.add(booking)
+            session.flush()
+            session.add(
+                SurveyInvitation(
+                    booking_id=booking.id,  # type: ignore[arg-type]
+                    person_id=person.id,  # type: ignore[arg-type]
+                    stage=Stage.END,
+                    opens_at=NOW - timedelta(hours=1),
+                    closes_at=NOW + timedelta(days=14),
+                    status=InvitationStatus.OPEN,
+                )
+            )
+        session.commit()
+    engine.dispose()
+
+
+def count_answers(database_url: str) -> tuple[int, int]:
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from surveys import db
+    from surveys.models import Answer, InvitationStatus, SurveyInvitation
+
+    engine = db.make_engine(database_url)
+    with Session(engine) as session:
+        answers = session.exec(select(func.count()).select_from(Answer)).one()
+        finished = session.exec(
+            select(func.count()).where(SurveyInvitation.status == InvitationStatus.FINISHED)
+        ).one()
+    engine.dispose()
+    return int(answers), int(finished)
+
+
+async def one_round(people: int, threads: bool) -> dict[str, Any]:
+    from bot.settings import load_settings
+    from bot.telegram.runtime import TelegramService
+    from surveys import db
+
+    with tempfile.TemporaryDirectory() as folder:
+        database_url = f"sqlite:///{folder}/bench.db"
+        build_world(database_url, people)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(people)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        where = json.loads(child.stdout.readline())
+        settings = load_settings(
+            database_url=database_url,
+            secret_key="bench-secret-key-0123456789abcdef",
+            telegram_token=where["token"],
+            telegram_api_url=where["api_url"],
+            telegram_bot_username="evalbot_bench_bot",
+        )
+        engine = db.make_engine(database_url)
+        service = TelegramService(settings, engine, clock=lambda: NOW)
+        service.application.bot_data["evalbot"].in_thread = threads
+        await service.start()
+        try:
+            cpu = time.process_time()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            line = await asyncio.to_thread(child.stdout.readline)
+            result: dict[str, Any] = json.loads(line)
+            result["bot_cpu"] = time.process_time() - cpu
+        finally:
+            await service.stop()
+            engine.dispose()
+            child.stdin.write("bye\n")
+            child.stdin.flush()
+            child.wait(30)
+        stored, finished = count_answers(database_url)
+    result.update(stored=stored, finished=finished, rate=stored / result["seconds"])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", action="store_true")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    best: dict[str, Any] | None = None
+    for number in range(1, args.rounds + 1):
+        result = asyncio.run(one_round(args.people, args.threads))
+        print(
+            f"round {number}: {result['stored']} answers stored, {result['finished']} surveys "
+            f"sent, in {result['seconds']:.2f} s: {result['rate']:.0f} answers/s "
+            f"(CPU: the bot {result['bot_cpu']:.2f} s, the fake and its driver "
+            f"{result['fake_cpu']:.2f} s)",
+            flush=True,
+        )
+        if best is None or result["rate"] > best["rate"]:
+            best = result
+    assert best is not None
+    calls = best["calls"]
+    print(
+        f"best: {best['rate']:.0f} answers a second end to end "
+        f"({args.people} delegates at once; database work "
+        f"{'on a worker thread' if args.threads else 'in the event loop'}); Bot API calls: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The outside world: email, Telegram, the web form, the command line and the wiring."""

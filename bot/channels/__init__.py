@@ -1,0 +1,1 @@
+"""Delivery channels: one module each, behind the interface in ``base``."""

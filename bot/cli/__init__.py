@@ -1,0 +1,31 @@
+"""The ``evalbot`` command line (Typer). Each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from bot.cli import admin, attendance, campaigns, delivery, forms, imports, reports, service
+
+app = typer.Typer(
+    name="evalbot",
+    help=(
+        "Evalbot runs the evaluation and attendance side of safeguarding training: it imports "
+        "bookings, sends the pre-course, end-of-course and impact surveys, applies the "
+        "cancellation policy and produces the quarterly report."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports):
+    module.register(app)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app()

@@ -1,0 +1,47 @@
+"""``evalbot db upgrade`` and ``evalbot status``."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.cli.common import load_context
+from surveys import db
+from surveys.models import Agency, Booking, BookingStatus, CourseSession, Person
+
+database = typer.Typer(help="Look after the database.", no_args_is_help=True)
+
+
+@database.command("upgrade")
+def upgrade() -> None:
+    """Create the database or bring it to the current schema. Safe to run at any time."""
+    context = load_context(check_schema=False)
+    before, after = db.upgrade(context.engine)
+    if before == after:
+        typer.echo(f"The database is up to date (revision {after}).")
+    else:
+        typer.echo(f"Upgraded the database from {before or 'empty'} to revision {after}.")
+
+
+def status() -> None:
+    """Show how many sessions, bookings (by status), people and agencies there are."""
+    context = load_context()
+    with Session(context.engine) as session:
+        sessions = session.exec(select(func.count()).select_from(CourseSession)).one()
+        people = session.exec(select(func.count()).select_from(Person)).one()
+        agencies = session.exec(select(func.count()).select_from(Agency)).one()
+        by_status = dict(
+            session.exec(select(Booking.status, func.count()).group_by(Booking.status)).all()
+        )
+    typer.echo(f"Sessions:  {sessions}")
+    typer.echo(f"Bookings:  {sum(by_status.values())}")
+    for value in BookingStatus:
+        typer.echo(f"  {value.value:<18} {by_status.get(value.value, 0)}")
+    typer.echo(f"People:    {people}")
+    typer.echo(f"Agencies:  {agencies}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(database, name="db")
+    app.command("status")(status)

@@ -1,0 +1,69 @@
+"""What every command shares: settings, the database, the actor's name and error handling."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings, SettingsError, load_settings
+from schedules.policy import Policy, PolicyError, load_policy
+from surveys.db import SchemaOutOfDate, ensure_current, make_engine
+
+
+@dataclass
+class Context:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.settings.policy)
+
+    @property
+    def actor(self) -> str:
+        return f"cli:{getpass.getuser()}"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_context(*, check_schema: bool = True) -> Context:
+    """Settings and a database at the current schema, or a clear message and exit 2."""
+    try:
+        context = Context(load_settings())
+    except SettingsError as exc:
+        fail(str(exc))
+    try:
+        context.policy  # noqa: B018 - checked now, so a bad policy stops every command
+    except PolicyError as exc:
+        fail(f"Evalbot cannot start: the policy is not valid.\n  {exc}")
+    if check_schema:
+        try:
+            ensure_current(context.engine)
+        except SchemaOutOfDate as exc:
+            fail(str(exc))
+    return context
+
+
+def parse_now(value: str | None, settings: Settings) -> datetime:
+    """``--now`` as an aware UTC datetime; a time without a zone is the partnership's local time."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--now: expected an ISO date and time such as 2026-03-02T09:00, got {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=settings.zone)
+    return parsed.astimezone(UTC)

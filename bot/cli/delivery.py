@@ -1,0 +1,282 @@
+"""``evalbot outbox``: what is waiting, failed or dead; retrying; undeliverable addresses.
+
+- ``evalbot outbox``: counts by state and channel, then the failed and dead messages with their
+  reasons (``--state`` to list another state, ``--limit`` for more).
+- ``evalbot outbox retry [ID...] [--to EMAIL]``: re-queue dead messages after a fix.
+- ``evalbot outbox clear-address EMAIL``: an admin has mended an undeliverable address.
+- ``evalbot outbox deliver [--until-idle]``: a delivery worker (SIGTERM finishes what it holds).
+- ``evalbot outbox test-email ADDRESS``: send a test message now, to check the email settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.channels.base import ChannelError, Outgoing
+from bot.channels.registry import build_channels, email_channel
+from bot.cli.common import Context, fail, load_context, parse_now
+from bot.dispatcher import Dispatcher, DispatchReport
+from bot.rendering import RenderError, render_email
+from surveys.audit import record
+from surveys.models import (
+    Channel,
+    Deliverability,
+    MessageKind,
+    OutboxMessage,
+    OutboxState,
+    Person,
+)
+
+outbox = typer.Typer(
+    help="The outbox, which every message goes through. Alone: what is waiting, failed or dead.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+LISTED = (OutboxState.FAILED, OutboxState.DEAD)
+
+
+@outbox.callback()
+def overview(
+    ctx: typer.Context,
+    state: Annotated[
+        list[OutboxState] | None,
+        typer.Option("--state", help="List messages in this state (repeatable)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many messages per state.")] = 20,
+) -> None:
+    """Counts by state and channel, then the failed and dead messages with their reasons."""
+    if ctx.invoked_subcommand is not None:
+        return
+    context = load_context()
+    now = datetime.now(UTC)
+    with Session(context.engine) as session:
+        counts = session.exec(
+            select(OutboxMessage.state, OutboxMessage.channel, func.count()).group_by(
+                OutboxMessage.state, OutboxMessage.channel
+            )
+        ).all()
+        due = session.exec(
+            select(func.count()).where(
+                col(OutboxMessage.state).in_([OutboxState.PENDING, OutboxState.FAILED]),
+                OutboxMessage.available_at <= now,
+            )
+        ).one()
+        by_state: dict[str, dict[str, int]] = {}
+        for row_state, channel, count in counts:
+            by_state.setdefault(row_state, {})[channel] = count
+        typer.echo("Outbox")
+        for value in OutboxState:
+            per_channel = by_state.get(value.value, {})
+            detail = ", ".join(f"{c} {n}" for c, n in sorted(per_channel.items()))
+            total = sum(per_channel.values())
+            typer.echo(f"  {value.value:<10} {total:>7}" + (f"   ({detail})" if detail else ""))
+        typer.echo(f"  due now    {due:>7}")
+        for listed in state or list(LISTED):
+            _list(session, context, listed, limit)
+
+
+def _list(session: Session, context: Context, state: OutboxState, limit: int) -> None:
+    order = (
+        col(OutboxMessage.available_at)
+        if state in (OutboxState.PENDING, OutboxState.FAILED)
+        else col(OutboxMessage.id).desc()
+    )
+    rows = session.exec(
+        select(OutboxMessage).where(OutboxMessage.state == state).order_by(order).limit(limit)
+    ).all()
+    if not rows:
+        return
+    zone = context.settings.zone
+    typer.echo(f"\n{state.value.capitalize()} (up to {limit}):")
+    for row in rows:
+        when = (
+            f"next try {row.available_at.astimezone(zone):%d %b %H:%M}"
+            if state in (OutboxState.PENDING, OutboxState.FAILED)
+            else f"{row.attempts} attempts"
+        )
+        typer.echo(
+            f"  #{row.id} {row.channel} to {row.recipient}: {row.template} ({row.kind}), {when}"
+        )
+        if row.last_error:
+            typer.echo(f"      {row.last_error}")
+
+
+@outbox.command("retry")
+def retry(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Outbox ids; all dead ones if none.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Only messages to this email address.")
+    ] = None,
+    now: Annotated[str | None, typer.Option(help="Re-queue as of this time (ISO).")] = None,
+) -> None:
+    """Re-queue dead messages (after mending what killed them); they go at the next delivery."""
+    context = load_context()
+    when = parse_now(now, context.settings)
+    with Session(context.engine) as session:
+        query = select(OutboxMessage).where(OutboxMessage.state == OutboxState.DEAD)
+        if ids:
+            query = query.where(col(OutboxMessage.id).in_(ids))
+        if to:
+            person = session.exec(select(Person).where(Person.email == to.strip().lower())).first()
+            if person is None:
+                fail(f"No person has the email address {to!r}.")
+            query = query.where(OutboxMessage.person_id == person.id)
+        rows = session.exec(query).all()
+        blocked = 0
+        for row in rows:
+            row.state = OutboxState.PENDING
+            row.available_at = when
+            row.attempts = 0
+            row.claimed_by = None
+            row.lease_until = None
+            session.add(row)
+            person = session.get(Person, row.person_id) if row.person_id else None
+            if person is not None and person.email_status != Deliverability.OK:
+                blocked += 1
+        record(
+            session,
+            at=when,
+            actor=context.actor,
+            action="outbox retry",
+            entity="outbox",
+            ids=[row.id for row in rows],
+        )
+        session.commit()
+    typer.echo(f"Re-queued {len(rows)} dead message(s).")
+    if blocked:
+        typer.echo(
+            f"{blocked} of them are to people whose email address is marked undeliverable; "
+            "they will go by Telegram where linked, else die again. Mend the address, then "
+            "run `evalbot outbox clear-address EMAIL`."
+        )
+
+
+@outbox.command("clear-address")
+def clear_address(
+    email: Annotated[str, typer.Argument(help="The address an admin has checked or mended.")],
+) -> None:
+    """Mark an undeliverable email address as usable again, so messages try it once more."""
+    context = load_context()
+    now = datetime.now(UTC)
+    with Session(context.engine) as session:
+        person = session.exec(select(Person).where(Person.email == email.strip().lower())).first()
+        if person is None:
+            fail(f"No person has the email address {email!r}.")
+        if person.email_status == Deliverability.OK:
+            typer.echo(f"{person.email} is not marked undeliverable; nothing to clear.")
+            return
+        reason = person.email_status_reason
+        person.email_status = Deliverability.OK
+        person.email_status_reason = None
+        person.updated_at = now
+        session.add(person)
+        record(
+            session,
+            at=now,
+            actor=context.actor,
+            action="email cleared",
+            entity="person",
+            entity_id=person.id,
+            previous_reason=reason,
+        )
+        dead = session.exec(
+            select(func.count()).where(
+                OutboxMessage.person_id == person.id, OutboxMessage.state == OutboxState.DEAD
+            )
+        ).one()
+        name, address = person.name, person.email
+        session.commit()
+    typer.echo(f"{address} ({name}) will be tried again. It was marked: {reason}")
+    if dead:
+        typer.echo(
+            f"{dead} dead message(s) to {name}: "
+            f"`evalbot outbox retry --to {address}` sends them again."
+        )
+
+
+@outbox.command("deliver")
+def deliver(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop once nothing is due or in flight.")
+    ] = False,
+) -> None:
+    """Run a delivery worker: send what falls due until SIGTERM or Ctrl-C, which finish the
+    messages in hand first. Several may run against one PostgreSQL database."""
+    context = load_context()
+    report = asyncio.run(_deliver(context, until_idle=until_idle))
+    typer.echo(f"Delivered: {report}.")
+
+
+async def _deliver(context: Context, *, until_idle: bool) -> DispatchReport:
+    channels = build_channels(context.settings)
+    dispatcher = Dispatcher(
+        context.engine,
+        context.settings,
+        channels,
+        clock=lambda: datetime.now(UTC),
+        # The loop is this worker's own, so SQLite's short waits may block it; PostgreSQL's
+        # network round trips are worth overlapping with sending.
+        database_thread=context.engine.dialect.name == "postgresql",
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, dispatcher.stop)
+    try:
+        return await dispatcher.run(until_idle=until_idle)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+
+
+@outbox.command("test-email")
+def test_email(
+    address: Annotated[str, typer.Argument(help="Where to send the test message.")],
+) -> None:
+    """Send a test message straight away (not queued) and show what the relay answered."""
+    context = load_context(check_schema=False)
+    now = datetime.now(UTC)
+    row = OutboxMessage(
+        id=0,
+        idempotency_key=f"admin-test:{address}:{now.isoformat()}",
+        channel=Channel.EMAIL,
+        recipient=address,
+        template="admin-test",
+        context={"sent_by": context.actor},
+        kind=MessageKind.NOTICE,
+        due_at=now,
+        available_at=now,
+    )
+    try:
+        message = render_email(
+            context.settings, row, recipient=address, recipient_name=address, now=now
+        )
+    except RenderError as exc:
+        fail(f"Cannot build the test message: {exc}")
+    try:
+        reply = asyncio.run(_send_test(context, message))
+    except ChannelError as exc:
+        fail(f"The test message to {address} was not sent: {exc}", code=1)
+    typer.echo(f"Sent to {address}: {reply}")
+
+
+async def _send_test(context: Context, message: Outgoing) -> str:
+    channel = email_channel(context.settings)
+    try:
+        return (await channel.send(message)).server_reply
+    finally:
+        await channel.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.add_typer(outbox, name="outbox")

@@ -1,0 +1,121 @@
+"""``evalbot report quarterly`` and ``evalbot export answers``."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import date
+from pathlib import Path
+
+import typer
+from sqlmodel import Session
+
+from bot.cli.common import fail, load_context, parse_now
+from surveys.models import Stage
+from surveys.report import EXPORT_COLUMNS, QuarterError, export_answers, parse_quarter
+
+report_app = typer.Typer(help="Reports for the partnership.", no_args_is_help=True)
+export_app = typer.Typer(help="Data for a partnership's own analysis.", no_args_is_help=True)
+
+
+@report_app.command("quarterly")
+def quarterly(
+    quarter: str = typer.Argument(
+        ...,
+        help="The quarter, like 2026Q1: calendar quarters, or financial ones (Q1 = April to "
+        "June) when EVALBOT_QUARTERS=financial.",
+    ),
+    out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
+    anonymous: bool = typer.Option(
+        False, "--anonymous", help="Leave out people's names (the trainers of each session)."
+    ),
+    now: str | None = typer.Option(
+        None, "--now", help="The date the figures stand at (ISO); default: now."
+    ),
+) -> None:
+    """Write the quarterly report: report.html (prints on A4) and a CSV for every table."""
+    from bot.report import write_report
+
+    context = load_context()
+    settings = context.settings
+    try:
+        period = parse_quarter(quarter, settings.quarters)
+    except QuarterError as exc:
+        fail(f"QUARTER: {exc}")
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+    moment = parse_now(now, settings)
+    started = time.perf_counter()
+    with Session(context.engine) as session:
+        files = write_report(
+            session,
+            period,
+            out,
+            zone=settings.zone,
+            now=moment,
+            no_show_alert_rate=context.policy.no_show_alert_rate,
+            anonymous=anonymous,
+            partnership=settings.partnership_name,
+            definitions_dir=settings.survey_definitions_dir,
+        )
+    took = time.perf_counter() - started
+    edition = " (anonymous)" if anonymous else ""
+    typer.echo(f"Quarterly report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
+    typer.echo(f"  {files.html}")
+    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: expected a date like 2026-03-31, got {value!r}")
+
+
+@export_app.command("answers")
+def answers(
+    out: Path = typer.Option(..., "--out", help="The CSV file to write."),
+    stage: list[str] = typer.Option(
+        [], "--stage", help="Only this stage (pre, end, impact, manager); repeat for several."
+    ),
+    date_from: str | None = typer.Option(
+        None, "--from", help="Sessions on or after this date (YYYY-MM-DD, local)."
+    ),
+    date_to: str | None = typer.Option(
+        None, "--to", help="Sessions on or before this date (YYYY-MM-DD, local)."
+    ),
+) -> None:
+    """Every answer as CSV, one row each, with its booking, course, session and agency."""
+    context = load_context()
+    stages = []
+    for value in stage:
+        try:
+            stages.append(Stage(value.strip().lower()))
+        except ValueError:
+            fail(f"--stage: {value!r} is not a stage; use pre, end, impact or manager")
+    start, end = _day(date_from, "--from"), _day(date_to, "--to")
+    if start and end and start > end:
+        fail(f"--from {start} is after --to {end}")
+    if out.parent and not out.parent.exists():
+        fail(f"--out: the folder {out.parent} does not exist")
+    count = 0
+    with Session(context.engine) as session, out.open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in export_answers(
+            session.connection(),
+            zone=context.settings.zone,
+            stages=stages,
+            date_from=start,
+            date_to=end,
+        ):
+            writer.writerow(row)
+            count += 1
+    typer.echo(f"Wrote {count} answers to {out}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
+    app.add_typer(export_app, name="export")

@@ -1,0 +1,203 @@
+"""Turning an outbox row into a message ready for its channel.
+
+Every message named ``<name>`` has four templates: ``email/<name>-subject.txt``,
+``email/<name>-body.txt``, ``email/<name>-body.html`` and ``telegram/<name>.html``. Each is
+rendered with the row's own context plus what every message may use:
+
+- ``partnership``, ``public_url``, ``timezone``, ``recipient_name``, ``kind``;
+- ``links``: the row's ``{"name": [purpose, subject]}`` turned into personal URLs;
+- ``unsubscribe_url``: only on reminders and campaign messages, the kinds a person may opt out
+  of. The email base templates (``email/_base.html``, ``email/_base.txt``) show it, or say that
+  the message is not subject to opt-out when it is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import cache
+from typing import Any, Protocol
+
+from jinja2 import Template, TemplateError, TemplateNotFound
+from sqlmodel import Session
+
+from bot.channels.base import Outgoing
+from bot.links import render_links, url_for
+from bot.settings import Settings
+from bot.templating import TEMPLATES, environment
+from surveys.models import Channel, LinkPurpose, MessageKind
+from surveys.tokens import issue
+
+OPT_OUT_KINDS = frozenset({MessageKind.REMINDER, MessageKind.CAMPAIGN})
+
+
+class RenderError(Exception):
+    """A message's templates are missing or fail; the message names the template."""
+
+
+class MessageRow(Protocol):
+    """What rendering reads of an outbox row (an ``OutboxMessage`` has all of it)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
+    @property
+    def kind(self) -> MessageKind | str: ...
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+
+
+def opt_out_applies(kind: MessageKind | str) -> bool:
+    """Reminders and campaign messages may be refused; notices about a booking may not."""
+    return MessageKind(kind) in OPT_OUT_KINDS
+
+
+def unsubscribe_subject(person_id: int) -> str:
+    return f"person:{person_id}"
+
+
+def issue_unsubscribe_link(session: Session, settings: Settings, person_id: int) -> None:
+    """Record the hash of a person's unsubscribe link, so the link resolves when followed."""
+    issue(
+        session,
+        settings.secret,
+        LinkPurpose.UNSUBSCRIBE,
+        subject=unsubscribe_subject(person_id),
+        person_id=person_id,
+    )
+
+
+def stable_message_id(settings: Settings, outbox_id: int, key: str) -> str:
+    """A Message-ID that is the same every time a row is rendered, so a retry keeps it."""
+    digest = hmac.new(settings.secret, f"message-id:{key}".encode(), hashlib.sha256).hexdigest()
+    return f"<{outbox_id}.{digest[:20]}@{mail_domain(settings)}>"
+
+
+def mail_domain(settings: Settings) -> str:
+    return _domain(settings.mail_from)
+
+
+@cache
+def _domain(mail_from: str) -> str:
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
+
+
+def template_context(
+    settings: Settings, message: MessageRow, *, recipient_name: str
+) -> dict[str, Any]:
+    """The row's context with what the renderer provides for every message."""
+    context: dict[str, Any] = {
+        "partnership": settings.partnership_name,
+        "public_url": settings.public_url,
+        "timezone": settings.timezone,
+        "recipient_name": recipient_name,
+        **message.context,
+        "kind": MessageKind(message.kind).value,
+        "links": render_links(settings, message.context.get("links") or {}),
+    }
+    if opt_out_applies(message.kind) and message.person_id is not None:
+        context["unsubscribe_url"] = url_for(
+            settings, LinkPurpose.UNSUBSCRIBE, unsubscribe_subject(message.person_id)
+        )
+    return context
+
+
+def render_email(
+    settings: Settings,
+    message: MessageRow,
+    *,
+    recipient: str,
+    recipient_name: str,
+    now: datetime,
+) -> Outgoing:
+    """The subject, text and HTML of one email, with its headers and stable Message-ID."""
+    context = template_context(settings, message, recipient_name=recipient_name)
+    subject = " ".join(_render(f"email/{message.template}-subject.txt", context).split())
+    text = _render(f"email/{message.template}-body.txt", context)
+    html = _render(f"email/{message.template}-body.html", context)
+    outbox_id = message.id or 0
+    headers = {
+        "To": formataddr((recipient_name, recipient), charset="utf-8"),
+        "Date": format_datetime(now),
+    }
+    if "unsubscribe_url" in context:
+        # RFC 8058: a mail client may offer one-click unsubscribe, POSTing to this URL.
+        headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return Outgoing(
+        outbox_id=outbox_id,
+        recipient=recipient,
+        subject=subject,
+        text=text,
+        html=html,
+        message_id=message.message_id
+        or stable_message_id(settings, outbox_id, message.idempotency_key),
+        headers=headers,
+    )
+
+
+def render_telegram(
+    settings: Settings,
+    message: MessageRow,
+    *,
+    recipient: str,
+    recipient_name: str,
+    now: datetime,
+) -> Outgoing:
+    """One Telegram message (HTML parse mode) from ``telegram/<name>.html``."""
+    context = template_context(settings, message, recipient_name=recipient_name)
+    body = _render(f"telegram/{message.template}.html", context).strip()
+    outbox_id = message.id or 0
+    return Outgoing(
+        outbox_id=outbox_id,
+        recipient=recipient,
+        subject="",
+        text=body,
+        html=body,
+        message_id=message.message_id
+        or stable_message_id(settings, outbox_id, message.idempotency_key),
+    )
+
+
+def render(
+    settings: Settings,
+    message: MessageRow,
+    *,
+    channel: Channel,
+    recipient: str,
+    recipient_name: str,
+    now: datetime,
+) -> Outgoing:
+    renderer = render_telegram if channel == Channel.TELEGRAM else render_email
+    return renderer(settings, message, recipient=recipient, recipient_name=recipient_name, now=now)
+
+
+def _render(name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return _template(name).render(context)
+    except TemplateNotFound as exc:
+        raise RenderError(f"template {name} does not exist in {TEMPLATES}") from exc
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        problem = exc.message or type(exc).__name__
+        raise RenderError(f"template {name}{where}: {problem}") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
+
+
+@cache
+def _template(name: str) -> Template:
+    # Looked up once per process: the dispatcher renders thousands of messages a minute, and
+    # each lookup would otherwise check the file on disk.
+    return environment().get_template(name)

@@ -1,0 +1,209 @@
+"""``evalbot run``: the web app, the outbox dispatcher, Telegram and the tick, in one event loop.
+
+- uvicorn serves the FastAPI app (``bot.web.app.create_app``);
+- an APScheduler 3 ``AsyncIOScheduler`` runs the tick every minute (``max_instances=1`` and
+  ``coalesce``, so a slow tick is never run twice at once nor caught up minute by minute); the
+  tick's database work runs on a worker thread, then wakes the dispatcher;
+- the dispatcher (``bot.dispatcher``) delivers due messages continuously, within the rate limits;
+- further services (Telegram, when a token is set) start and stop with the rest: anything with
+  async ``start()`` and ``stop()`` (see ``Service``).
+
+The schedule itself is data in the database and the job store is never shared, so a process
+started after downtime catches up on its first tick: survey messages that fell due meanwhile go
+out while their survey is still open; a survey that closed meanwhile is closed, its unsent
+messages withdrawn. SIGINT and SIGTERM stop everything cleanly: the web server finishes its
+requests, the dispatcher the messages in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Protocol
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings
+from bot.web.app import create_app
+from schedules.policy import Policy
+from schedules.tick import TickReport, tick
+from surveys.db import make_engine
+
+log = logging.getLogger(__name__)
+
+TICK_JOB = "tick"
+
+
+class Service(Protocol):
+    """Something that runs alongside the web app for the life of the process."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class DispatcherService:
+    """The outbox dispatcher, delivering until stopped; the tick wakes it."""
+
+    name = "dispatcher"
+
+    def __init__(self, engine: Engine, settings: Settings, clock: Callable[[], datetime]):
+        from bot.channels.registry import build_channels
+        from bot.dispatcher import Dispatcher
+
+        self.channels = build_channels(settings)
+        self.dispatcher = Dispatcher(engine, settings, self.channels, clock=clock)
+        self._task: asyncio.Task[object] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+
+    def wake(self) -> None:
+        self.dispatcher.wake()
+
+    async def stop(self) -> None:
+        self.dispatcher.stop()
+        if self._task is not None:
+            await self._task
+        for channel in self.channels.values():
+            await channel.close()
+
+
+def telegram_services(
+    settings: Settings, engine: Engine, app: FastAPI, clock: Callable[[], datetime] = real_clock
+) -> list[Service]:
+    """Telegram, when a token is set (``bot.telegram.runtime``); without one, say so once."""
+    if settings.telegram_token is None:
+        log.warning("Telegram is off: EVALBOT_TELEGRAM_TOKEN is not set, so messages go by email.")
+        return []
+    from bot.telegram.runtime import telegram_service
+
+    service: Service = telegram_service(settings, engine, app, clock)
+    return [service]
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = real_clock,
+        tick_seconds: float = 60.0,
+    ):
+        self.settings = settings
+        self.policy = policy
+        self.host = host or settings.web_host
+        self.port = port or settings.web_port
+        self.engine = engine or make_engine(settings.database_url)
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        self.app = create_app(settings, self.engine)
+        self.dispatcher = DispatcherService(self.engine, settings, clock)
+        # Telegram first: it learns the bot's @username (getMe), which the deep links in the
+        # dispatcher's first emails need when EVALBOT_TELEGRAM_BOT_USERNAME is not set.
+        self.services: list[Service] = [
+            *telegram_services(settings, self.engine, self.app, clock),
+            self.dispatcher,
+        ]
+        self.server = _QuietServer(
+            uvicorn.Config(self.app, host=self.host, port=self.port, log_level="info")
+        )
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.ticks = 0
+        self.last_report: TickReport | None = None
+        self.stopping = asyncio.Event()
+
+    async def tick_once(self) -> TickReport | None:
+        """One tick at the clock's time, then wake the dispatcher; errors are logged, not raised."""
+        now = self.clock()
+        try:
+            report = await asyncio.to_thread(
+                tick,
+                self.engine,
+                now=now,
+                policy=self.policy,
+                zone=self.settings.zone,
+                secret=self.settings.secret,
+                definitions_dir=self.settings.survey_definitions_dir,
+                telegram=self.settings.telegram_token is not None,
+            )
+        except Exception:
+            log.exception("the tick at %s failed; the next one tries again", now.isoformat())
+            return None
+        self.ticks += 1
+        self.last_report = report
+        if report.queued:
+            log.info("tick %s: queued %s", now.isoformat(), dict(report.queued))
+        self.dispatcher.wake()
+        return report
+
+    def stop(self) -> None:
+        """Begin a clean shutdown (what SIGINT and SIGTERM do)."""
+        self.server.should_exit = True
+        self.stopping.set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                await service.start()
+                started.append(service)
+            self.scheduler.add_job(
+                self.tick_once,
+                "interval",
+                seconds=self.tick_seconds,
+                id=TICK_JOB,
+                next_run_time=datetime.now(UTC),  # catch up at once after downtime
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(self.tick_seconds),
+            )
+            self.scheduler.start()
+            log.info("Evalbot is running on http://%s:%s", self.host, self.port)
+            await self.server.serve()
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            for service in reversed(started):
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("stopping %s failed", service.name)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self.engine.dispose()
+
+
+def run(settings: Settings, policy: Policy, *, host: str | None, port: int | None) -> None:
+    """Run the service until SIGINT or SIGTERM."""
+    asyncio.run(Runner(settings, policy, host=host, port=port).serve())

@@ -1,0 +1,109 @@
+"""Sending a handler's answer: a new message, an edit of the tapped one, and the tap's toast.
+
+Handlers decide *what* to say as a ``Reply`` (HTML parse mode, every user-supplied string
+escaped with ``bot.telegram.html.escape``); this module says it. A tap is always answered
+(``answerCallbackQuery``), so the person's client stops its spinner, and a long text is split.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+from telegram.warnings import PTBUserWarning
+
+from bot.telegram.html import split
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# Sends and edits go through ``do_api_request`` so their answers are not parsed into objects
+# nobody reads (a measurable share of the bot's time); PTB would suggest its named methods.
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to say: ``text`` (HTML) with an optional keyboard, and a toast for a tap."""
+
+    text: str | None = None
+    keyboard: InlineKeyboardMarkup | None = None
+    toast: str | None = None  # shown briefly over the chat after a tap
+    alert: bool = False  # the toast as a dialog the person must dismiss
+    edit: bool = True  # after a tap: replace the tapped message (else send a new one)
+
+
+async def deliver(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    """Say ``reply`` in the chat ``update`` came from; a tap is answered last, once the chat
+    shows the outcome, so its spinner stops when there is something to see."""
+    query = update.callback_query
+    if query is not None and reply.edit and isinstance(query.message, Message):
+        if reply.text is not None:
+            await _edit(query.message, reply)
+    elif reply.text is not None and update.effective_chat is not None:
+        await send(context, update.effective_chat.id, reply.text, reply.keyboard)
+    if query is not None:
+        toast = reply.toast[:200] if reply.toast else None
+        await query.answer(toast, show_alert=reply.alert)
+
+
+async def send(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat: int,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Send ``text`` (split when over Telegram's limit); the keyboard goes on the last part."""
+    parts = split(text)
+    for index, part in enumerate(parts):
+        await _call(context.bot, "sendMessage", chat, part, keyboard, last=index == len(parts) - 1)
+
+
+async def _edit(message: Message, reply: Reply) -> None:
+    assert reply.text is not None
+    parts = split(reply.text)
+    bot = message.get_bot()
+    chat = message.chat_id
+    try:
+        await _call(
+            bot,
+            "editMessageText",
+            chat,
+            parts[0],
+            reply.keyboard,
+            last=len(parts) == 1,
+            message_id=message.message_id,
+        )
+    except BadRequest as exc:
+        # A second tap on a button that already did its work asks for the same text again.
+        if "not modified" not in str(exc).lower():
+            raise
+    for index, part in enumerate(parts[1:], start=1):
+        await _call(bot, "sendMessage", chat, part, reply.keyboard, last=index == len(parts) - 1)
+
+
+async def _call(
+    bot: Bot,
+    method: str,
+    chat: int,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None,
+    *,
+    last: bool,
+    message_id: int | None = None,
+) -> None:
+    """One send or edit, its answer left unparsed: nothing here reads the message back."""
+    arguments: dict[str, Any] = {
+        "chat_id": chat,
+        "text": text,
+        "parse_mode": ParseMode.HTML,
+        "link_preview_options": NO_PREVIEW,
+    }
+    if message_id is not None:
+        arguments["message_id"] = message_id
+    if keyboard is not None and last:
+        arguments["reply_markup"] = keyboard
+    await bot.do_api_request(method, api_kwargs=arguments)

@@ -1,0 +1,1 @@
+"""The web app: survey form, personal links (cancel, nominate, unsubscribe), Telegram webhook."""

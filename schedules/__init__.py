@@ -1,0 +1,1 @@
+"""Time and policy: what is due when, the cancellation rules and campaigns."""

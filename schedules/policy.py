@@ -1,0 +1,340 @@
+"""The partnership's policy: survey timings, the sending window, the cancellation cut-off, charges.
+
+Every number has a default (DESIGN.md, "One booking's life") and can be changed in the
+``[policy]`` table of ``evalbot.toml``, for the whole partnership or for one course under
+``[policy.courses."Course title"]``. ``load_policy`` checks the table and raises ``PolicyError``
+naming the key that is wrong and what it expects, so a bad policy stops start-up.
+
+Survey timings, per stage:
+
+- ``anchor``: ``"start"`` or ``"end"`` of the session;
+- ``opens_after``: from the anchor to the opening (negative opens before it: ``"-7d"``);
+- ``reminders``: offsets from the opening, ``["2d", "5d"]``;
+- ``reminder_cap``: at most this many reminders (defaults to the number of offsets);
+- ``closes_after``: from the opening to the closing.
+
+Durations are written like ``"28d"``, ``"36h"``, ``"15m"``, ``"2w"`` or combined ``"1d12h"``.
+The impact survey opens 91 days (13 weeks, "3 months") after the end of the session: a duration,
+not calendar months, so every delegate of a session gets it on the same day of the week.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import time, timedelta
+from typing import Any, Literal
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field
+
+from surveys.models import Stage
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"(?P<sign>[-+]?)\s*(?P<parts>(?:\d+\s*[wdhm]\s*)+)$")
+_PART = re.compile(r"(\d+)\s*([wdhm])")
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
+_UNITS["m"] = timedelta(minutes=1)
+
+
+class PolicyError(ValueError):
+    """A policy value that cannot be used; the message starts with the key, e.g. ``policy.x``."""
+
+
+class StagePolicy(BaseModel):
+    """When one survey stage opens, is reminded and closes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    anchor: Literal["start", "end"]
+    opens_after: timedelta  # from the anchor; negative is before it
+    reminders: list[timedelta]  # offsets after opening
+    reminder_cap: int
+    closes_after: timedelta  # from the opening
+
+    def reminder_offsets(self) -> list[timedelta]:
+        """The reminders that will actually be sent, in order, within the cap."""
+        return sorted(self.reminders)[: self.reminder_cap]
+
+
+class Policy(BaseModel):
+    """A partnership's (or one course's) policy. Build one with ``load_policy``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stages: dict[Stage, StagePolicy]
+    manager_survey: bool = False
+    window_start: time = time(8, 0)
+    window_end: time = time(18, 0)
+    window_days: set[int] = Field(default_factory=lambda: {0, 1, 2, 3, 4})  # 0 = Monday
+    bank_holidays: bool = True  # never send on a bank holiday
+    bank_holiday_region: str = "ENG"  # England and Wales share their bank holidays
+    cutoff_working_days: int = 2
+    cutoff_hours: int | None = None  # when set, the cut-off is this many hours before the start
+    charge_full_day_pence: int = 0
+    charge_half_day_pence: int = 0
+    register_opens_before: timedelta = timedelta(minutes=15)
+    register_reminder_after: timedelta = timedelta(hours=24)
+    refresher_years: int = 2
+    no_show_alert_rate: float = 0.15  # the quarterly report flags courses above this
+    courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
+
+    def for_course(self, title: str) -> Policy:
+        """This policy with the course's own overrides, if it has any."""
+        return self.courses.get(course_key(title), self)
+
+    def stage(self, stage: Stage) -> StagePolicy:
+        return self.stages[stage]
+
+
+def course_key(title: str) -> str:
+    """Course titles match whatever their case and spacing."""
+    return " ".join(title.split()).casefold()
+
+
+DEFAULT_STAGES: dict[str, dict[str, Any]] = {
+    Stage.PRE.value: {
+        "anchor": "start",
+        "opens_after": "-7d",
+        "reminders": ["5d"],  # two days before the start
+        "closes_after": "7d",  # at the start
+    },
+    Stage.END.value: {
+        "anchor": "end",
+        "opens_after": "0d",
+        "reminders": ["2d", "5d"],
+        "closes_after": "14d",
+    },
+    Stage.IMPACT.value: {
+        "anchor": "end",
+        "opens_after": "91d",
+        "reminders": ["7d", "14d"],
+        "closes_after": "28d",
+    },
+}
+# The manager's impact survey goes with the delegate's unless its timings are set apart.
+DEFAULT_STAGES[Stage.MANAGER.value] = dict(DEFAULT_STAGES[Stage.IMPACT.value])
+
+_STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
+_TOP_KEYS = (
+    "stages",
+    "manager_survey",
+    "window_start",
+    "window_end",
+    "window_days",
+    "bank_holidays",
+    "bank_holiday_region",
+    "cutoff_working_days",
+    "cutoff_hours",
+    "charge_full_day_pence",
+    "charge_half_day_pence",
+    "register_opens_before",
+    "register_reminder_after",
+    "refresher_years",
+    "no_show_alert_rate",
+    "courses",
+)
+
+
+def parse_duration(value: Any, key: str) -> timedelta:
+    """``"28d"``, ``"36h"``, ``"-7d"``, ``"1d12h"``, ``"15m"``, ``"2w"`` to a timedelta."""
+    expected = 'expected a duration like "28d" or "36h"'
+    if not isinstance(value, str):
+        raise PolicyError(f"{key}: {expected} (given: {value!r})")
+    match = _DURATION.match(value.strip().lower())
+    if match is None:
+        raise PolicyError(f"{key}: {expected} (given: {value!r})")
+    total = sum((int(n) * _UNITS[unit] for n, unit in _PART.findall(match["parts"])), timedelta())
+    return -total if match["sign"] == "-" else total
+
+
+def _parse_time(value: Any, key: str) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(part) for part in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise PolicyError(f'{key}: expected a time of day like "08:00" (given: {value!r})')
+
+
+def _parse_days(value: Any, key: str) -> set[int]:
+    if not isinstance(value, list) or not value:
+        raise PolicyError(f'{key}: expected a list of days like ["mon", "tue"] (given: {value!r})')
+    days: set[int] = set()
+    for item in value:
+        name = str(item).strip().lower()[:3]
+        if name not in DAYS:
+            raise PolicyError(
+                f"{key}: {item!r} is not a day; use mon, tue, wed, thu, fri, sat, sun"
+            )
+        days.add(DAYS.index(name))
+    return days
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{key}: expected true or false (given: {value!r})")
+    return value
+
+
+def _whole(minimum: int) -> Callable[[Any, str], int]:
+    def convert(value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise PolicyError(
+                f"{key}: expected a whole number of at least {minimum} (given: {value!r})"
+            )
+        return value
+
+    return convert
+
+
+def _optional_hours(value: Any, key: str) -> int | None:
+    if value is None or value is False:
+        return None
+    return _whole(0)(value, key)
+
+
+def _rate(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise PolicyError(
+            f"{key}: expected a fraction between 0 and 1, like 0.15 (given: {value!r})"
+        )
+    return float(value)
+
+
+def _region(value: Any, key: str) -> str:
+    known = holidays.list_supported_countries()["GB"]
+    if value not in known:
+        raise PolicyError(f"{key}: expected one of {', '.join(known)} (given: {value!r})")
+    return str(value)
+
+
+def _positive_duration(value: Any, key: str) -> timedelta:
+    duration = parse_duration(value, key)
+    if duration <= timedelta():
+        raise PolicyError(f"{key}: must be longer than zero (given: {value!r})")
+    return duration
+
+
+def _non_negative_duration(value: Any, key: str) -> timedelta:
+    duration = parse_duration(value, key)
+    if duration < timedelta():
+        raise PolicyError(f"{key}: must not be negative (given: {value!r})")
+    return duration
+
+
+_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
+    "manager_survey": _bool,
+    "window_start": _parse_time,
+    "window_end": _parse_time,
+    "window_days": _parse_days,
+    "bank_holidays": _bool,
+    "bank_holiday_region": _region,
+    "cutoff_working_days": _whole(0),
+    "cutoff_hours": _optional_hours,
+    "charge_full_day_pence": _whole(0),
+    "charge_half_day_pence": _whole(0),
+    "register_opens_before": _non_negative_duration,
+    "register_reminder_after": _non_negative_duration,
+    "refresher_years": _whole(1),
+    "no_show_alert_rate": _rate,
+}
+
+
+def _table(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{key}: expected a table of settings (given: {value!r})")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], key: str) -> None:
+    for name in table:
+        if name not in known:
+            raise PolicyError(f"{key}.{name}: not a policy setting; known: {', '.join(known)}")
+
+
+def _stage_policy(raw: Mapping[str, Any], key: str) -> StagePolicy:
+    anchor = raw.get("anchor")
+    if anchor not in ("start", "end"):
+        raise PolicyError(f'{key}.anchor: expected "start" or "end" (given: {anchor!r})')
+    opens_after = parse_duration(raw.get("opens_after"), f"{key}.opens_after")
+    closes_after = _positive_duration(raw.get("closes_after"), f"{key}.closes_after")
+    given = raw.get("reminders", [])
+    if not isinstance(given, list):
+        raise PolicyError(f'{key}.reminders: expected a list of durations like ["2d", "5d"]')
+    reminders = [_positive_duration(item, f"{key}.reminders") for item in given]
+    for item, offset in zip(given, reminders, strict=True):
+        if offset >= closes_after:
+            raise PolicyError(
+                f"{key}.reminders: {item!r} comes at or after the closing "
+                f"({raw.get('closes_after')!r} after opening), so it could never be sent"
+            )
+    cap = _whole(0)(raw.get("reminder_cap", len(reminders)), f"{key}.reminder_cap")
+    return StagePolicy(
+        anchor=anchor,
+        opens_after=opens_after,
+        reminders=sorted(reminders),
+        reminder_cap=cap,
+        closes_after=closes_after,
+    )
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
+            merged[name] = _merge(merged[name], value)
+        else:
+            merged[name] = value
+    return merged
+
+
+def _build(raw: Mapping[str, Any], key: str) -> Policy:
+    _check_keys(raw, _TOP_KEYS, key)
+    values: dict[str, Any] = {}
+    for name, convert in _CONVERTERS.items():
+        if name in raw:
+            values[name] = convert(raw[name], f"{key}.{name}")
+    stages_raw = _table(raw.get("stages", {}), f"{key}.stages")
+    known_stages = tuple(stage.value for stage in Stage)
+    _check_keys(stages_raw, known_stages, f"{key}.stages")
+    stages: dict[Stage, StagePolicy] = {}
+    for stage in Stage:
+        stage_key = f"{key}.stages.{stage.value}"
+        override = _table(stages_raw.get(stage.value, {}), stage_key)
+        _check_keys(override, _STAGE_KEYS, stage_key)
+        stages[stage] = _stage_policy(_merge(DEFAULT_STAGES[stage.value], override), stage_key)
+    values["stages"] = stages
+    policy = Policy(**values)
+    if policy.window_start >= policy.window_end:
+        raise PolicyError(
+            f"{key}.window_end: must be later than window_start "
+            f"({policy.window_start:%H:%M}); the window cannot span midnight"
+        )
+    return policy
+
+
+def load_policy(raw: Mapping[str, Any] | None) -> Policy:
+    """The policy from the ``[policy]`` table (``{}`` for the defaults); raises ``PolicyError``.
+
+    A course's table (``[policy.courses."Title"]``) holds the same keys as the partnership's and
+    changes only those it names.
+    """
+    raw = dict(raw or {})
+    courses_raw = _table(raw.pop("courses", {}), "policy.courses")
+    base_raw = dict(raw)
+    policy = _build(base_raw, "policy")
+    courses: dict[str, Policy] = {}
+    for title, override in courses_raw.items():
+        course_key_text = f'policy.courses."{title}"'
+        table = _table(override, course_key_text)
+        if "courses" in table:
+            raise PolicyError(f"{course_key_text}.courses: a course cannot hold courses of its own")
+        courses[course_key(title)] = _build(_merge(base_raw, table), course_key_text)
+    return policy.model_copy(update={"courses": courses})
+
+
+def default_policy() -> Policy:
+    """The defaults of DESIGN.md, as if ``[policy]`` were empty."""
+    return load_policy({})

@@ -1,0 +1,628 @@
+"""One pass of everything that is due: ``tick(engine, now=...)``.
+
+The schedule is data (invitations and outbox rows), so a tick only compares it with ``now``: run
+every minute, or once after a day's downtime, it does what has fallen due since and no more.
+In order:
+
+1. close invitations whose time is up; withdraw what belongs to bookings no longer active
+   (cancelled, replaced, no-show);
+2. plan new and moved bookings, and cancelled sessions (``schedules.planning``);
+3. open invitations whose time has come (and close any that planning moved into the past),
+   withdraw unsent survey messages of invitations finished, closed or withdrawn, and queue the
+   ``survey-invitation`` of each survey newly open;
+4. queue each open, unfinished invitation's due reminder (``survey-reminder``), under its cap;
+5. remind the trainer of a register still open ``register_reminder_after`` after the end;
+6. turn closed registers into no-show notices (``schedules.attendance``);
+7. queue refresher reminders (``schedules.refresher``);
+8. hold what would go out outside the sending window (after downtime, say) until it opens.
+
+Every step is idempotent: a second tick at the same ``now`` finds nothing to do. Several
+processes may tick at once: each row is claimed with a conditional update before anything is
+queued for it, and messages carry unique idempotency keys. Each step commits on its own; a dry
+run does all of them in one transaction and rolls it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col, select
+
+from schedules.attendance import process_closed_registers
+from schedules.calendar import in_window, next_send_time, shift
+from schedules.cancellation import record_late_cancellation_charges
+from schedules.certificates import queue_certificate_notices
+from schedules.planning import (
+    ACTIVE,
+    BOOKING_INACTIVE,
+    BOOKING_TABLE,
+    INACTIVE,
+    INVITATION,
+    INVITATION_TABLE,
+    LIVE_INVITATION,
+    OUTBOX_TABLE,
+    REMINDER,
+    UNSENT,
+    FirstQuestions,
+    PlanReport,
+    chunks,
+    issue_links,
+    plan,
+    queue_invitation_messages,
+    queue_message,
+    signature,
+    stage_times,
+    survey_context,
+    withdraw_invitations,
+    withdraw_messages,
+    withdraw_unsent,
+)
+from schedules.policy import Policy, StagePolicy
+from schedules.refresher import queue_refresher_reminders
+from surveys import outbox
+from surveys.models import (
+    Booking,
+    BookingStatus,
+    Course,
+    CourseSession,
+    InvitationStatus,
+    MessageKind,
+    OutboxMessage,
+    Person,
+    SessionStatus,
+    Stage,
+    SurveyInvitation,
+)
+
+log = logging.getLogger(__name__)
+
+REGISTER_REMINDER = "register-reminder"
+# How far ahead of falling due a message is looked at again (withdrawn if its survey is
+# finished, held if it would go out outside the window): more than the minute between ticks.
+LOOK_AHEAD = timedelta(hours=1)
+ON_REGISTER = (*ACTIVE, BookingStatus.NO_SHOW)
+_T = TypeVar("_T")
+
+
+@dataclass
+class TickReport:
+    """What one tick did, or in a dry run would do."""
+
+    now: datetime
+    dry_run: bool = False
+    plan: PlanReport = field(default_factory=PlanReport)
+    bookings_withdrawn: int = 0  # no longer active: their surveys and messages withdrawn
+    opened: int = 0
+    closed: int = 0
+    invitations: int = 0  # survey invitations queued as their surveys opened
+    messages_withdrawn: int = 0
+    reminders: int = 0
+    register_reminders: int = 0
+    no_show_notices: int = 0
+    refresher_reminders: int = 0
+    charges: int = 0  # late cancellations charged, not replaced by the start
+    certificates: int = 0  # certificate-ready notices queued
+    queued: Counter[str] = field(default_factory=Counter)  # every message queued, by template
+    held: int = 0  # due outside the sending window: moved to its next opening
+    due: int = 0  # messages due for delivery at ``now`` after the tick
+
+    def lines(self) -> list[str]:
+        """The report for a person, one fact a line."""
+        verb = "would be" if self.dry_run else ""
+        out = [
+            f"Bookings planned: {self.plan.bookings} ({self.plan.invitations} new invitations)",
+            f"Sessions cancelled, bookings told: {self.plan.sessions_cancelled}",
+            f"Bookings no longer active, withdrawn: {self.bookings_withdrawn}",
+            f"Surveys opened: {self.opened}; closed: {self.closed}",
+            f"Survey invitations queued: {self.invitations}",
+            f"Unsent messages withdrawn: {self.messages_withdrawn + self.plan.messages_withdrawn}",
+            f"Reminders queued: {self.reminders}",
+            f"Register reminders queued: {self.register_reminders}",
+            f"No-show notices: {self.no_show_notices} bookings",
+            f"Refresher reminders: {self.refresher_reminders}",
+            f"Late cancellations charged: {self.charges}",
+            f"Certificate notices: {self.certificates}",
+            f"Held for the sending window: {self.held}",
+        ]
+        if self.queued:
+            parts = ", ".join(f"{name} {count}" for name, count in sorted(self.queued.items()))
+            out.append(f"Queued: {parts}")
+        else:
+            out.append("Queued: nothing")
+        out.append(f"Messages due now{' ' + verb if verb else ''}: {self.due}")
+        return out
+
+
+def tick(
+    engine: Engine,
+    *,
+    now: datetime,
+    policy: Policy,
+    zone: ZoneInfo,
+    secret: bytes,
+    definitions_dir: Path | None = None,
+    telegram: bool = True,
+    dry_run: bool = False,
+    batch_size: int = 1000,
+) -> TickReport:
+    """One pass of everything due at ``now`` (aware); see the module's docstring.
+
+    ``definitions_dir`` is where the partnership's survey definitions are (for the first
+    question an invitation shows); ``telegram`` whether messages may offer a Telegram link.
+    """
+    if now.tzinfo is None:
+        raise ValueError("tick needs an aware datetime for now")
+    report = TickReport(now=now, dry_run=dry_run)
+    with Session(engine, expire_on_commit=False) as session:
+        commit: Callable[[], None] = session.flush if dry_run else session.commit
+        runner = _Steps(session, commit, retry=not dry_run)
+        try:
+            first_id = session.exec(select(func.max(OutboxMessage.id))).one() or 0
+            # Close first: a survey past its closing is closed, whatever became of its booking.
+            report.closed = runner.run(lambda: close_due(session, now))
+            report.bookings_withdrawn, withdrawn = runner.run(lambda: withdraw_inactive(session))
+            report.messages_withdrawn += withdrawn
+            report.plan = runner.run(
+                lambda: plan(
+                    session,
+                    now=now,
+                    policy=policy,
+                    zone=zone,
+                    secret=secret,
+                    telegram=telegram,
+                    commit=commit,
+                    batch_size=batch_size,
+                )
+            )
+            report.opened = runner.run(lambda: open_due(session, now))
+            report.closed += runner.run(lambda: close_due(session, now))  # moved by planning
+            report.messages_withdrawn += runner.run(lambda: withdraw_answered(session, now))
+            report.invitations = runner.run(
+                lambda: queue_invitation_messages(
+                    session,
+                    now=now,
+                    policy=policy,
+                    zone=zone,
+                    secret=secret,
+                    definitions_dir=definitions_dir,
+                    telegram=telegram,
+                )
+            )
+            report.reminders = runner.run(
+                lambda: queue_reminders(
+                    session,
+                    now=now,
+                    policy=policy,
+                    zone=zone,
+                    secret=secret,
+                    definitions_dir=definitions_dir,
+                    telegram=telegram,
+                )
+            )
+            report.register_reminders = runner.run(
+                lambda: remind_registers(session, now=now, policy=policy, zone=zone)
+            )
+            report.no_show_notices = runner.run(
+                lambda: process_closed_registers(
+                    session, now=now, policy=policy, secret=secret, zone=zone
+                )
+            )
+            report.refresher_reminders = runner.run(
+                lambda: queue_refresher_reminders(session, now=now, policy=policy, zone=zone)
+            )
+            report.charges = runner.run(
+                lambda: record_late_cancellation_charges(session, now=now, policy=policy)
+            )
+            report.certificates = runner.run(
+                lambda: queue_certificate_notices(
+                    session, now=now, policy=policy, zone=zone, secret=secret
+                )
+            )
+            report.held = runner.run(lambda: hold_for_window(session, now, policy, zone))
+            report.queued = Counter(
+                dict(
+                    session.exec(
+                        select(OutboxMessage.template, func.count())
+                        .where(col(OutboxMessage.id) > first_id)
+                        .group_by(col(OutboxMessage.template))
+                    ).all()
+                )
+            )
+            report.due = session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    col(OutboxMessage.state).in_(UNSENT),
+                    col(OutboxMessage.available_at) <= now,
+                )
+            ).one()
+        finally:
+            if dry_run:
+                session.rollback()
+    return report
+
+
+class _Steps:
+    """Runs each step and commits it; a step that loses a lock race is tried again."""
+
+    def __init__(self, session: Session, commit: Callable[[], None], *, retry: bool):
+        self.session = session
+        self.commit = commit
+        self.retry = retry
+
+    def run(self, step: Callable[[], _T]) -> _T:
+        attempts = 3 if self.retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                result = step()
+                self.commit()
+                return result
+            except OperationalError as exc:
+                # Deadlocks (PostgreSQL) and a busy database (SQLite) pass: every step's claims
+                # make a second try safe.
+                self.session.rollback()
+                if attempt == attempts or not _transient(exc):
+                    raise
+                log.warning("tick step retried after %s", exc.orig)
+        raise AssertionError("unreachable")
+
+
+def _transient(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("deadlock", "locked", "could not serialize"))
+
+
+# --- the steps ----------------------------------------------------------------------------------
+
+
+def hold_for_window(session: Session, now: datetime, policy: Policy, zone: ZoneInfo) -> int:
+    """Keep messages meant for the sending window inside it, whenever delivery happens.
+
+    A message is meant for the window when its due time is inside it. Delivered late (the
+    service was down, or a retry fell due in the evening), it would go out whenever the next
+    tick runs, on a Saturday perhaps: so a message that would go out now, or within the hour,
+    outside the window, waits for the window's next opening. Messages due outside the window on
+    purpose (a session's cancellation, at any hour) are left alone.
+    """
+    horizon = now + LOOK_AHEAD
+    if in_window(now, policy, zone) and in_window(horizon, policy, zone):
+        return 0
+    held = []
+    for message_id, due_at, available_at in session.execute(
+        core_select(OUTBOX_TABLE.c.id, OUTBOX_TABLE.c.due_at, OUTBOX_TABLE.c.available_at).where(
+            OUTBOX_TABLE.c.state.in_(UNSENT), OUTBOX_TABLE.c.available_at <= horizon
+        )
+    ):
+        goes_at = max(available_at, now)
+        if in_window(due_at, policy, zone) and not in_window(goes_at, policy, zone):
+            held.append(
+                {"row_id": message_id, "available_at": next_send_time(goes_at, policy, zone)}
+            )
+    if held:
+        session.execute(
+            update(OUTBOX_TABLE).where(
+                OUTBOX_TABLE.c.id == bindparam("row_id"),
+                # (no IN list: executemany cannot expand one)
+                or_(*(OUTBOX_TABLE.c.state == state.value for state in UNSENT)),
+            ),
+            held,
+        )
+    return len(held)
+
+
+def withdraw_inactive(session: Session) -> tuple[int, int]:
+    """Bookings cancelled, replaced or marked no-show: withdraw their surveys and planned messages.
+
+    Returns (bookings, messages). Each booking is claimed by setting its ``planned_version`` to
+    ``BOOKING_INACTIVE``, so it is done once; should it become active again (a register
+    corrected), the differing version has planning take it up afresh. Its other notices (a
+    cancellation's confirmation, a no-show notice) are not planned messages and are left alone.
+    """
+    candidates = session.exec(
+        select(Booking.id).where(
+            col(Booking.status).in_(INACTIVE),
+            col(Booking.planned_version) != BOOKING_INACTIVE,
+        )
+    ).all()
+    claimed: list[int] = []
+    for part in chunks([booking_id for booking_id in candidates if booking_id is not None]):
+        result = session.execute(
+            update(BOOKING_TABLE)
+            .where(
+                BOOKING_TABLE.c.id.in_(part),
+                BOOKING_TABLE.c.status.in_(INACTIVE),
+                BOOKING_TABLE.c.planned_version != BOOKING_INACTIVE,
+            )
+            .values(planned_version=BOOKING_INACTIVE)
+            .returning(BOOKING_TABLE.c.id)
+        )
+        claimed.extend(result.scalars().all())
+    if not claimed:
+        return 0, 0
+    messages = withdraw_unsent(session, claimed, "the booking is no longer active")
+    withdraw_invitations(session, claimed)
+    return len(claimed), messages
+
+
+def open_due(session: Session, now: datetime) -> int:
+    """Planned invitations whose opening has come and whose closing has not."""
+    result = session.execute(
+        update(SurveyInvitation)
+        .where(
+            col(SurveyInvitation.status) == InvitationStatus.PLANNED,
+            col(SurveyInvitation.opens_at) <= now,
+            col(SurveyInvitation.closes_at) > now,
+        )
+        .values(status=InvitationStatus.OPEN)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def close_due(session: Session, now: datetime) -> int:
+    """Invitations past their closing, unfinished."""
+    result = session.execute(
+        update(SurveyInvitation)
+        .where(
+            col(SurveyInvitation.status).in_(LIVE_INVITATION),
+            col(SurveyInvitation.closes_at) <= now,
+        )
+        .values(status=InvitationStatus.CLOSED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def withdraw_answered(session: Session, now: datetime) -> int:
+    """Unsent invitations and reminders of surveys finished, closed or withdrawn.
+
+    Only messages falling due before ``now + LOOK_AHEAD`` are looked at (the outbox's due
+    index keeps that cheap however much is queued): whatever is later is looked at again by the
+    ticks before it falls due, and the dispatcher sends nothing before it is due.
+    """
+    outbox_c, invitation_c = OUTBOX_TABLE.c, INVITATION_TABLE.c
+    done = session.execute(
+        core_select(outbox_c.id)
+        .join(INVITATION_TABLE, invitation_c.id == outbox_c.invitation_id)
+        .where(
+            outbox_c.state.in_(UNSENT),
+            outbox_c.available_at <= now + LOOK_AHEAD,
+            outbox_c.template.in_((INVITATION, REMINDER)),
+            or_(
+                invitation_c.status.not_in(LIVE_INVITATION),
+                invitation_c.finished_at.is_not(None),
+            ),
+        )
+    ).scalars()
+    return withdraw_messages(session, list(done), "the survey is finished or closed")
+
+
+def reminder_base(
+    stage: StagePolicy, course_session: CourseSession, sent_at: datetime, zone: ZoneInfo
+) -> datetime:
+    """What a stage's reminder offsets count from: the opening, or the invitation's sending if
+    the sending window held it back, so a reminder never arrives with its invitation."""
+    opens_at, _ = stage_times(course_session, stage, zone)
+    return max(opens_at, sent_at)
+
+
+def reminders_due(stage: StagePolicy, base: datetime, now: datetime, zone: ZoneInfo) -> int:
+    """How many of the stage's reminders (within its cap) have fallen due by ``now``."""
+    return sum(1 for offset in stage.reminder_offsets() if shift(base, offset, zone) <= now)
+
+
+def queue_reminders(
+    session: Session,
+    *,
+    now: datetime,
+    policy: Policy,
+    zone: ZoneInfo,
+    secret: bytes,
+    definitions_dir: Path | None = None,
+    telegram: bool = True,
+) -> int:
+    """Queue the due reminder of each open, unfinished invitation; returns how many.
+
+    After downtime several reminders may have fallen due at once: only the last is sent.
+    """
+    rows = session.exec(
+        select(SurveyInvitation, Booking, CourseSession, Course)
+        .join(Booking, col(Booking.id) == col(SurveyInvitation.booking_id))
+        .join(CourseSession, col(CourseSession.id) == col(Booking.session_id))
+        .join(Course, col(Course.id) == col(CourseSession.course_id))
+        .where(
+            col(SurveyInvitation.status) == InvitationStatus.OPEN,
+            col(SurveyInvitation.finished_at).is_(None),
+            col(SurveyInvitation.closes_at) > now,
+            col(Booking.status).in_(ACTIVE),
+            col(CourseSession.status) == SessionStatus.SCHEDULED,
+        )
+    ).all()
+    candidates = []
+    for invitation, booking, course_session, course in rows:
+        stage = policy.for_course(course.title).stage(Stage(invitation.stage))
+        offsets = stage.reminder_offsets()
+        if invitation.reminders_sent >= len(offsets):
+            continue
+        opens_at, _ = stage_times(course_session, stage, zone)
+        if shift(opens_at, offsets[invitation.reminders_sent], zone) > now:
+            continue  # not due even counted from the opening
+        candidates.append((invitation, booking, course_session, course, stage))
+    if not candidates:
+        return 0
+    sent = dict(
+        session.exec(
+            select(OutboxMessage.invitation_id, func.min(OutboxMessage.sent_at))
+            .where(
+                col(OutboxMessage.invitation_id).in_([row[0].id for row in candidates]),
+                OutboxMessage.template == INVITATION,
+                col(OutboxMessage.sent_at).is_not(None),
+            )
+            .group_by(col(OutboxMessage.invitation_id))
+        ).all()
+    )
+    questions = FirstQuestions(definitions_dir)
+    queued = 0
+    for invitation, booking, course_session, course, stage in candidates:
+        sent_at = sent.get(invitation.id)
+        if sent_at is None:
+            continue  # the invitation itself has not gone out: nothing to remind of
+        base = reminder_base(stage, course_session, sent_at, zone)
+        due_count = reminders_due(stage, base, now, zone)
+        if due_count <= invitation.reminders_sent:
+            continue
+        claimed = session.execute(
+            update(SurveyInvitation)
+            .where(
+                col(SurveyInvitation.id) == invitation.id,
+                col(SurveyInvitation.reminders_sent) == invitation.reminders_sent,
+                col(SurveyInvitation.status) == InvitationStatus.OPEN,
+            )
+            .values(reminders_sent=due_count, last_reminder_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
+            continue
+        due_at = next_send_time(now, policy.for_course(course.title), zone)
+        if due_at >= invitation.closes_at:
+            continue  # the survey closes before the window opens again
+        recipient = session.get(Person, invitation.person_id)
+        delegate = session.get(Person, booking.delegate_id)
+        assert recipient is not None and delegate is not None
+        context = survey_context(
+            invitation,
+            booking,
+            course_session,
+            course,
+            recipient,
+            delegate,
+            questions,
+            telegram=telegram,
+        )
+        context["reminder_number"] = due_count
+        context["reminders_total"] = len(stage.reminder_offsets())
+        issue_links(
+            session,
+            secret,
+            context["links"],
+            person=recipient,
+            booking=booking,
+            invitation=invitation,
+            starts_at=course_session.starts_at,
+        )
+        queued += queue_message(
+            session,
+            key=f"inv:{invitation.id}:reminder:{due_count}:{signature(course_session)}",
+            person=recipient,
+            template=REMINDER,
+            context=context,
+            due_at=due_at,
+            kind=MessageKind.REMINDER,
+            booking_id=booking.id,
+            invitation_id=invitation.id,
+        )
+    return queued
+
+
+def remind_registers(session: Session, *, now: datetime, policy: Policy, zone: ZoneInfo) -> int:
+    """Remind each trainer, once, of a register still open ``register_reminder_after`` the end.
+
+    Not for a session whose end-of-course survey has already closed (an old session imported
+    late is not a register anyone will mark now). A reminder waiting for the sending window is
+    withdrawn if the register closes first.
+    """
+    _withdraw_register_reminders(session, now)
+    rows = session.exec(
+        select(CourseSession, Course)
+        .join(Course, col(Course.id) == col(CourseSession.course_id))
+        .where(
+            col(CourseSession.status) == SessionStatus.SCHEDULED,
+            col(CourseSession.trainer_id).is_not(None),
+            col(CourseSession.register_closed_at).is_(None),
+            col(CourseSession.register_reminded_at).is_(None),
+            col(CourseSession.ends_at) <= now,
+        )
+    ).all()
+    queued = 0
+    for course_session, course in rows:
+        course_policy = policy.for_course(course.title)
+        end_survey = course_policy.stage(Stage.END)
+        if shift(course_session.ends_at, course_policy.register_reminder_after, zone) > now:
+            continue
+        if stage_times(course_session, end_survey, zone)[1] <= now:
+            continue
+        marks = Counter(
+            session.exec(
+                select(Booking.status).where(
+                    Booking.session_id == course_session.id,
+                    col(Booking.status).in_(ON_REGISTER),
+                )
+            ).all()
+        )
+        if not marks:
+            continue
+        claimed = session.execute(
+            update(CourseSession)
+            .where(
+                col(CourseSession.id) == course_session.id,
+                col(CourseSession.register_reminded_at).is_(None),
+                col(CourseSession.register_closed_at).is_(None),
+            )
+            .values(register_reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
+            continue
+        trainer = session.get(Person, course_session.trainer_id)
+        assert trainer is not None
+        context: dict[str, Any] = {
+            "course_title": course.title,
+            "session_ref": course_session.ref,
+            "session_starts_at": course_session.starts_at.isoformat(),
+            "session_ends_at": course_session.ends_at.isoformat(),
+            "venue": course_session.venue or "",
+            "on_register": sum(marks.values()),
+            "unmarked": marks.get(BookingStatus.BOOKED, 0),
+        }
+        message = outbox.enqueue(
+            session,
+            key=f"session:{course_session.id}:register-reminder",
+            person=trainer,
+            template=REGISTER_REMINDER,
+            context=context,
+            due_at=next_send_time(now, course_policy, zone),
+            kind=MessageKind.NOTICE,
+        )
+        queued += message is not None
+    return queued
+
+
+def _withdraw_register_reminders(session: Session, now: datetime) -> None:
+    """A reminder still waiting for the window is withdrawn once its register is closed."""
+    closed = session.exec(
+        select(CourseSession.id).where(
+            col(CourseSession.register_reminded_at) >= now - timedelta(days=30),
+            or_(
+                col(CourseSession.register_closed_at).is_not(None),
+                col(CourseSession.status) == SessionStatus.CANCELLED,
+            ),
+        )
+    ).all()
+    keys = [f"session:{session_id}:register-reminder" for session_id in closed]
+    waiting = session.execute(
+        core_select(OUTBOX_TABLE.c.id).where(
+            OUTBOX_TABLE.c.idempotency_key.in_(keys), OUTBOX_TABLE.c.state.in_(UNSENT)
+        )
+    ).scalars()
+    withdraw_messages(session, list(waiting), "the register was closed")

@@ -1,0 +1,1 @@
+"""The domain: who is trained, what they are asked, and what they answered."""

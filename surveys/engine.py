@@ -1,0 +1,634 @@
+"""The answering engine: one survey, one question at a time, the same for every channel.
+
+For an invitation the engine works out which questions apply (a per-outcome question becomes one
+question per learning outcome; a conditional one applies only when the earlier answer says so),
+which is next, and how far the person has got. Every answer is saved as it is given, one row per
+invitation and question key, so answering again replaces the earlier answer, and a person can stop
+and carry on later, on another channel. A skipped optional question is saved as an answer with no
+value, so that it is not asked again.
+
+Reading never writes: the web form's GET (which mail scanners follow) only reads. The definition
+is snapshotted on the first write (an answer), unless planning did it already.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import Session, col, select
+
+from surveys.definitions import (
+    Definition,
+    Kind,
+    Question,
+    cached_definition,
+    fill,
+    load_definition,
+    snapshot,
+    stored_definition,
+)
+from surveys.models import (
+    Answer,
+    Booking,
+    Course,
+    CourseSession,
+    InvitationStatus,
+    Person,
+    SurveyDefinitionVersion,
+    SurveyInvitation,
+)
+
+Value = str | list[str] | None
+
+
+class AnswerError(ValueError):
+    """An answer that cannot be taken; the message is written for the person answering."""
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+class SurveyClosed(AnswerError):
+    """The survey cannot be answered now: not open yet, closed, withdrawn or finished."""
+
+
+class UnknownQuestion(AnswerError):
+    """The key names no question that applies to this survey (now)."""
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """One question as a channel shows it."""
+
+    key: str  # the answer's question_key: the id, or "<id>.<n>" for the n-th outcome
+    item: str  # the question's id
+    kind: str  # scale, single, multiple, yesno, text
+    text: str
+    hint: str | None
+    options: list[tuple[str, str]]  # (value, label); scale values are "1".."5"
+    optional: bool
+    min_label: str | None
+    max_label: str | None
+    max_length: int | None
+    position: int  # 1-based, among the questions that apply now
+    total: int
+    measure: str | None = None
+    outcome_index: int | None = None
+    answer: Value = None  # the saved answer, to show it chosen again
+    answered: bool = False  # True also for a skipped optional question
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """A saved answer, as read for showing and branching (rows are written through the ORM)."""
+
+    key: str
+    item: str
+    value_num: float | None
+    value_text: str | None
+    value_json: list[str] | None
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    question: Question
+    outcome_index: int | None
+    text: str
+    hint: str | None
+
+
+@dataclass
+class Survey:
+    """An invitation's survey, loaded once per request: definition, course and answers."""
+
+    invitation: SurveyInvitation
+    definition: Definition
+    course_title: str
+    session_starts_at: datetime
+    session_ends_at: datetime
+    delegate_name: str
+    outcomes: list[str]
+    answers: dict[str, AnswerRecord] = field(default_factory=dict)
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {"course": self.course_title, "delegate": self.delegate_name}
+
+    @property
+    def title(self) -> str:
+        return fill(self.definition.title, self.names)
+
+    @property
+    def intro(self) -> str | None:
+        return fill(self.definition.intro, self.names) if self.definition.intro else None
+
+    @property
+    def thanks(self) -> str | None:
+        return fill(self.definition.thanks, self.names) if self.definition.thanks else None
+
+    def steps(self) -> list[Step]:
+        """The questions that apply, given the answers so far, in order."""
+        found: list[Step] = []
+        applicable: set[str] = set()
+        expansions = _expansions(self.definition, tuple(self.outcomes), self.names)
+        for question, expanded in zip(self.definition.questions, expansions, strict=True):
+            if not all(self._met(ref, accepted, applicable) for ref, accepted in question.when):
+                continue
+            applicable.add(question.id)
+            found.extend(expanded)
+        return found
+
+    def _met(self, ref: str, accepted: tuple[str, ...], applicable: set[str]) -> bool:
+        if ref not in applicable:
+            return False
+        answer = self.answers.get(ref)
+        question = self.definition.question(ref)
+        if answer is None or question is None:
+            return False
+        given = stored_value(question, answer)
+        if isinstance(given, list):
+            return any(value in accepted for value in given)
+        return given in accepted
+
+    def view(self, steps: list[Step], index: int) -> QuestionView:
+        step = steps[index]
+        question = step.question
+        answer = self.answers.get(step.key)
+        return QuestionView(
+            key=step.key,
+            item=question.id,
+            kind=question.kind.value,
+            text=step.text,
+            hint=step.hint,
+            options=question.choices(),
+            optional=question.optional,
+            min_label=question.min_label,
+            max_label=question.max_label,
+            max_length=question.max_length,
+            position=index + 1,
+            total=len(steps),
+            measure=question.measure,
+            outcome_index=step.outcome_index,
+            answer=stored_value(question, answer) if answer is not None else None,
+            answered=answer is not None,
+        )
+
+    def next_question(self) -> QuestionView | None:
+        """The first question that applies and has no answer yet; None when all are answered."""
+        steps = self.steps()
+        for index, step in enumerate(steps):
+            if step.key not in self.answers:
+                return self.view(steps, index)
+        return None
+
+    def question(self, key: str) -> QuestionView:
+        steps = self.steps()
+        return self.view(steps, self.index_of(steps, key))
+
+    def previous_question(self, key: str) -> QuestionView | None:
+        steps = self.steps()
+        index = self.index_of(steps, key)
+        return self.view(steps, index - 1) if index > 0 else None
+
+    def answered_questions(self) -> list[QuestionView]:
+        """Every question that applies, with its answer: for a last look before finishing."""
+        steps = self.steps()
+        return [self.view(steps, index) for index in range(len(steps))]
+
+    def progress(self) -> tuple[int, int]:
+        """(questions answered, questions that apply)."""
+        steps = self.steps()
+        return sum(1 for step in steps if step.key in self.answers), len(steps)
+
+    def index_of(self, steps: list[Step], key: str) -> int:
+        for index, step in enumerate(steps):
+            if step.key == key:
+                return index
+        raise UnknownQuestion("That question is not part of this survey.", key=key)
+
+
+def stored_value(question: Question, answer: Answer | AnswerRecord) -> Value:
+    """An answer row as the value a person gave: "4", "yes", an option key, keys, or text."""
+    if question.kind is Kind.MULTIPLE:
+        return list(answer.value_json) if answer.value_json is not None else None
+    if question.kind is Kind.SCALE:
+        return str(round(answer.value_num)) if answer.value_num is not None else None
+    return answer.value_text
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+_EXPANSIONS: dict[tuple[str, tuple[str, ...], str, str], tuple[tuple[Step, ...], ...]] = {}
+
+
+def _expansions(
+    definition: Definition, outcomes: tuple[str, ...], names: dict[str, str]
+) -> tuple[tuple[Step, ...], ...]:
+    """Each question as the steps it becomes for these outcomes and names, before conditions.
+
+    The same course gives the same steps to all its delegates, so they are worked out once.
+    """
+    delegate = names["delegate"] if definition.uses_delegate else ""
+    key = (definition.version, outcomes, names["course"], delegate)
+    found = _EXPANSIONS.get(key)
+    if found is None:
+        found = tuple(_expand(question, outcomes, names) for question in definition.questions)
+        if len(_EXPANSIONS) >= 4096:
+            _EXPANSIONS.clear()
+        _EXPANSIONS[key] = found
+    return found
+
+
+def _expand(
+    question: Question, outcomes: tuple[str, ...], names: dict[str, str]
+) -> tuple[Step, ...]:
+    if not question.per_outcome or not outcomes:
+        text = question.text_without_outcomes if question.per_outcome else question.text
+        hint = fill(question.hint, names) if question.hint else None
+        return (Step(question.id, question, None, fill(text or "", names), hint),)
+    steps = []
+    for index, outcome in enumerate(outcomes):
+        values = {**names, "outcome": outcome}
+        hint = fill(question.hint, values) if question.hint else None
+        steps.append(
+            Step(f"{question.id}.{index}", question, index, fill(question.text, values), hint)
+        )
+    return tuple(steps)
+
+
+# Built once: the form runs them on every page, and building a statement costs more than SQLite
+# takes to run it.
+_CONTEXT = (
+    sa_select(
+        col(Course.title),
+        col(Course.learning_outcomes),
+        col(CourseSession.starts_at),
+        col(CourseSession.ends_at),
+        col(Person.name),
+        col(SurveyDefinitionVersion.version),
+    )
+    .select_from(Booking)
+    .join(CourseSession, col(CourseSession.id) == Booking.session_id)
+    .join(Course, col(Course.id) == CourseSession.course_id)
+    .join(Person, col(Person.id) == Booking.delegate_id)
+    .outerjoin(
+        SurveyDefinitionVersion,
+        col(SurveyDefinitionVersion.id) == bindparam("definition_id"),
+    )
+    .where(col(Booking.id) == bindparam("booking_id"))
+)
+_STARTED = (
+    sa_update(SurveyInvitation)
+    .where(
+        col(SurveyInvitation.id) == bindparam("invitation_id"),
+        col(SurveyInvitation.started_at).is_(None),
+    )
+    .values(started_at=bindparam("now"))
+)
+_ANSWERS = sa_select(
+    col(Answer.question_key),
+    col(Answer.item),
+    col(Answer.value_num),
+    col(Answer.value_text),
+    col(Answer.value_json),
+).where(col(Answer.invitation_id) == bindparam("invitation_id"))
+
+
+def load_survey(
+    session: Session,
+    invitation: SurveyInvitation,
+    *,
+    directory: Path | None = None,
+    write: bool = False,
+) -> Survey:
+    """The invitation's survey. With ``write``, snapshot its definition if nobody has yet.
+
+    Two queries (the course and delegate, and the answers), reading columns rather than whole
+    rows.
+    """
+    connection = session.connection()
+    row = connection.execute(
+        _CONTEXT,
+        {"booking_id": invitation.booking_id, "definition_id": invitation.definition_id},
+    ).one()
+    title, outcomes, starts_at, ends_at, delegate_name, version = row
+    definition = _definition(session, invitation, directory, version, write=write)
+    answers = connection.execute(_ANSWERS, {"invitation_id": invitation.id}).all()
+    return Survey(
+        invitation=invitation,
+        definition=definition,
+        course_title=title,
+        session_starts_at=starts_at,
+        session_ends_at=ends_at,
+        delegate_name=delegate_name,
+        outcomes=[str(outcome) for outcome in outcomes or []],
+        answers={answer[0]: AnswerRecord(*answer) for answer in answers},
+    )
+
+
+def _definition(
+    session: Session,
+    invitation: SurveyInvitation,
+    directory: Path | None,
+    version: str | None,
+    *,
+    write: bool,
+) -> Definition:
+    if invitation.definition_id is not None:
+        cached = cached_definition(version) if version is not None else None
+        if cached is not None:
+            return cached
+        stored = session.get(SurveyDefinitionVersion, invitation.definition_id)
+        assert stored is not None
+        return stored_definition(stored)
+    if not write:
+        # Not sent with a snapshot yet: read the current file, store nothing.
+        return load_definition(invitation.stage, directory)
+    stored = snapshot(session, invitation.stage, directory)
+    invitation.definition_id = stored.id
+    session.add(invitation)
+    return stored_definition(stored)
+
+
+# --- availability --------------------------------------------------------------------------
+
+
+def availability(invitation: SurveyInvitation, now: datetime) -> str:
+    """``"open"``, ``"finished"``, ``"closed"`` (closed or withdrawn) or ``"not open"`` (yet)."""
+    if invitation.status == InvitationStatus.FINISHED:
+        return "finished"
+    if invitation.status in (InvitationStatus.CLOSED, InvitationStatus.WITHDRAWN):
+        return "closed"
+    if now >= invitation.closes_at:
+        return "closed"
+    if now < invitation.opens_at:
+        return "not open"
+    return "open"
+
+
+def ensure_open(invitation: SurveyInvitation, now: datetime) -> None:
+    state = availability(invitation, now)
+    if state == "finished":
+        raise SurveyClosed("You have already finished this survey; thank you.")
+    if state == "closed":
+        raise SurveyClosed("This survey has closed, so it cannot take answers any more.")
+    if state == "not open":
+        raise SurveyClosed("This survey is not open yet.")
+
+
+# --- the contract's functions --------------------------------------------------------------
+
+
+def next_question(
+    session: Session, invitation: SurveyInvitation, *, directory: Path | None = None
+) -> QuestionView | None:
+    """The next question to ask, or None when every question that applies has an answer."""
+    return load_survey(session, invitation, directory=directory).next_question()
+
+
+def question(
+    session: Session, invitation: SurveyInvitation, key: str, *, directory: Path | None = None
+) -> QuestionView:
+    """The question with this key (raises ``UnknownQuestion`` if it does not apply)."""
+    return load_survey(session, invitation, directory=directory).question(key)
+
+
+def previous_question(
+    session: Session, invitation: SurveyInvitation, key: str, *, directory: Path | None = None
+) -> QuestionView | None:
+    """The question before ``key``, to go back to; None before the first."""
+    return load_survey(session, invitation, directory=directory).previous_question(key)
+
+
+def progress(
+    session: Session, invitation: SurveyInvitation, *, directory: Path | None = None
+) -> tuple[int, int]:
+    """(questions answered, questions that apply)."""
+    return load_survey(session, invitation, directory=directory).progress()
+
+
+def submit_answer(
+    session: Session,
+    invitation: SurveyInvitation,
+    key: str,
+    value: Value,
+    *,
+    now: datetime,
+    channel: str,
+    directory: Path | None = None,
+) -> None:
+    """Save one answer, replacing any earlier answer to the same question.
+
+    ``value`` is the option's value (``"4"``, ``"yes"``, an option key), a list of keys for a
+    multiple-choice question, or the text; None or empty skips an optional question. Raises
+    ``AnswerError`` (or ``SurveyClosed``, ``UnknownQuestion``) with a message for the person.
+    """
+    ensure_open(invitation, now)
+    survey = load_survey(session, invitation, directory=directory, write=True)
+    steps = survey.steps()
+    step = steps[survey.index_of(steps, key)]
+    fields = parse_value(step.question, value)
+    _save(session, invitation, step, fields, now=now, channel=channel, survey=survey)
+    if invitation.started_at is None:
+        session.connection().execute(_STARTED, {"invitation_id": invitation.id, "now": now})
+        set_committed_value(invitation, "started_at", now)
+    if step.question.id in survey.definition.deciders:
+        _forget_unasked(session, survey)
+    session.flush()
+
+
+def finish(
+    session: Session,
+    invitation: SurveyInvitation,
+    *,
+    now: datetime,
+    directory: Path | None = None,
+) -> None:
+    """Mark the survey finished; raises ``AnswerError`` naming the first unanswered question."""
+    if invitation.status == InvitationStatus.FINISHED:
+        return
+    ensure_open(invitation, now)
+    survey = load_survey(session, invitation, directory=directory, write=True)
+    missing = [
+        step
+        for step in survey.steps()
+        if step.key not in survey.answers and not step.question.optional
+    ]
+    if missing:
+        count = len(missing)
+        raise AnswerError(
+            f"{count} question{'s' if count > 1 else ''} still need{'' if count > 1 else 's'} "
+            "an answer before you can finish.",
+            key=missing[0].key,
+        )
+    invitation.status = InvitationStatus.FINISHED
+    invitation.finished_at = now
+    if invitation.started_at is None:
+        invitation.started_at = now
+    session.add(invitation)
+    session.flush()
+
+
+# --- checking and saving answers -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value_num: float | None = None
+    value_text: str | None = None
+    value_json: list[str] | None = None
+
+
+_REQUIRED = {
+    Kind.SCALE: "Choose a number from {low} to {high}.",
+    Kind.YESNO: "Choose yes or no.",
+    Kind.SINGLE: "Choose one of the answers.",
+    Kind.MULTIPLE: "Choose at least one answer.",
+    Kind.TEXT: "Write your answer in the box.",
+}
+_NOT_AN_OPTION = "That is not one of the answers you can give here; choose one from the list."
+
+
+def parse_value(question: Question, value: Value) -> Parsed:
+    """Check a value against its question; raises ``AnswerError`` saying what to do instead."""
+    if question.kind is Kind.MULTIPLE:
+        values = [value] if isinstance(value, str) else list(value or [])
+        values = [v.strip() for v in values if v and v.strip()]
+    else:
+        if isinstance(value, list):
+            if len(value) > 1:
+                raise AnswerError(_NOT_AN_OPTION)
+            value = value[0] if value else None
+        value = _clean_text(value) if value is not None else None
+        values = [value] if value else []
+    if not values:
+        if question.optional:
+            return Parsed()
+        low, high = question.scale_min, question.scale_max
+        raise AnswerError(_REQUIRED[question.kind].format(low=low, high=high))
+    allowed = [key for key, _ in question.choices()]
+    if question.kind is Kind.MULTIPLE:
+        if any(v not in allowed for v in values):
+            raise AnswerError(_NOT_AN_OPTION)
+        return Parsed(value_json=[key for key in allowed if key in values])
+    given = values[0]
+    if question.kind is Kind.TEXT:
+        limit = question.max_length or 0
+        if len(given) > limit:
+            raise AnswerError(
+                f"Your answer is {len(given):,} characters long; please shorten it to "
+                f"{limit:,} characters or fewer."
+            )
+        return Parsed(value_text=given)
+    if question.kind is Kind.YESNO:
+        given = given.lower()
+    if given not in allowed:
+        raise AnswerError(_NOT_AN_OPTION)
+    if question.kind is Kind.SCALE:
+        return Parsed(value_num=float(int(given)))
+    if question.kind is Kind.YESNO:
+        return Parsed(value_num=1.0 if given == "yes" else 0.0, value_text=given)
+    return Parsed(value_text=given)
+
+
+def _clean_text(text: str) -> str:
+    """Line endings made plain, control characters (which PostgreSQL refuses) dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = (ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return "".join(kept).strip()
+
+
+def _save(
+    session: Session,
+    invitation: SurveyInvitation,
+    step: Step,
+    parsed: Parsed,
+    *,
+    now: datetime,
+    channel: str,
+    survey: Survey,
+) -> None:
+    """Insert the answer, or replace the one already there, in one statement.
+
+    An upsert on (invitation, question key) keeps answering idempotent even when the same
+    question is submitted twice at once, from two tabs or two channels.
+    """
+    session.connection().execute(
+        _upsert(session.get_bind().dialect.name),
+        {
+            "invitation_id": invitation.id,
+            "question_key": step.key,
+            "item": step.question.id,
+            "measure": step.question.measure,
+            "outcome_index": step.outcome_index,
+            "value_num": parsed.value_num,
+            "value_text": parsed.value_text,
+            "value_json": parsed.value_json,
+            "channel": channel,
+            "answered_at": now,
+        },
+    )
+    _expire_loaded(session, invitation, {step.key})
+    survey.answers[step.key] = AnswerRecord(
+        step.key, step.question.id, parsed.value_num, parsed.value_text, parsed.value_json
+    )
+
+
+_REPLACED = ("value_num", "value_text", "value_json", "channel", "answered_at")
+
+
+@cache
+def _upsert(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (invitation, question key) DO UPDATE, built once per dialect."""
+    table = Answer.__table__  # type: ignore[attr-defined]
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=["invitation_id", "question_key"],
+        set_={name: statement.excluded[name] for name in _REPLACED},
+    )
+
+
+def _expire_loaded(session: Session, invitation: SurveyInvitation, keys: set[str]) -> None:
+    """Answers written with SQL: make any already loaded in this session read afresh."""
+    for loaded in list(session.identity_map.values()):
+        if (
+            isinstance(loaded, Answer)
+            and loaded.invitation_id == invitation.id
+            and loaded.question_key in keys
+        ):
+            session.expire(loaded)
+
+
+def _forget_unasked(session: Session, survey: Survey) -> None:
+    """Drop answers to conditional questions that no longer apply (an earlier answer changed)."""
+    asked = {step.key for step in survey.steps()}
+    gone = set()
+    for key, answer in survey.answers.items():
+        question = survey.definition.question(answer.item)
+        if question is not None and question.when and key not in asked:
+            gone.add(key)
+    if not gone:
+        return
+    for row in session.exec(
+        select(Answer).where(
+            Answer.invitation_id == survey.invitation.id, col(Answer.question_key).in_(gone)
+        )
+    ):
+        session.delete(row)
+    for key in gone:
+        del survey.answers[key]

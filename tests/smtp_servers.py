@@ -1,0 +1,368 @@
+"""SMTP servers on loopback for the delivery tests and the benchmark.
+
+- ``SmtpServer``: a real aiosmtpd server in a thread of the test, recording what it receives,
+  that can be told to misbehave: a reply of the test's choosing at MAIL, RCPT or DATA (421, 454,
+  451, 550...), a recipient it refuses, a connection dropped in the middle of DATA, a DATA it
+  never answers (for timeouts), an idle connection it drops.
+- ``python -m tests.smtp_servers sink --log FILE``: an aiosmtpd sink in its own process that
+  writes one line per message received (Message-ID, recipient and Subject, tab-separated), for
+  tests that kill dispatcher processes and count what arrived.
+- ``python -m tests.smtp_servers fast-sink``: a minimal SMTP sink on asyncio's protocol layer,
+  for the benchmark: it costs the machine far less per message than aiosmtpd, so a benchmark on
+  two cores measures the senders rather than the sink.
+
+Both sinks print ``port <n>`` on stdout once they listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email
+import email.header
+import email.policy
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class Behaviour:
+    """What the server does; the test changes it between sends."""
+
+    # One-off replies, used in order: ("mail" | "rcpt" | "data", reply or "disconnect"/"stall").
+    faults: deque[tuple[str, str]] = field(default_factory=deque)
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply, every time
+    drop_idle: bool = False  # close each connection after the message it carried
+
+
+class Recorder:
+    """aiosmtpd handler: applies the behaviour and keeps what arrives."""
+
+    def __init__(self, behaviour: Behaviour):
+        self.behaviour = behaviour
+        self.received: list[Received] = []
+        self.rcpt_attempts: list[str] = []
+        self.connections = 0
+        self.release = threading.Event()  # lets a stalled DATA go (set on stop)
+        self.data_started = threading.Event()
+
+    def _fault(self, stage: str) -> str | None:
+        faults = self.behaviour.faults
+        if faults and faults[0][0] == stage:
+            return faults.popleft()[1]
+        return None
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self._fault("mail")
+        if fault:
+            return fault
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.rcpt_attempts.append(address)
+        if address in self.behaviour.refuse:
+            return self.behaviour.refuse[address]
+        fault = self._fault("rcpt")
+        if fault:
+            return fault
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.data_started.set()
+        fault = self._fault("data")
+        if fault == "stall":
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
+            return "451 4.3.0 Too late"
+        if fault:
+            return fault
+        data = bytes(envelope.original_content or b"")
+        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        return f"250 2.0.0 Ok: queued as Q{len(self.received)}"
+
+
+class MisbehavingSMTP(SMTP):
+    """aiosmtpd's server, able to drop the connection half-way through DATA, and closing the
+    connection after a 421 as a real relay does."""
+
+    recorder: Recorder
+
+    async def push(self, status: Any) -> None:
+        await super().push(status)
+        text = status if isinstance(status, str) else bytes(status).decode(errors="replace")
+        if text.startswith("421") and self.transport is not None:
+            self.transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        faults = self.recorder.behaviour.faults
+        ready = self.envelope is not None and self.envelope.rcpt_tos
+        if faults and faults[0] == ("data", "disconnect") and ready:
+            faults.popleft()
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b"\r\n")  # one line of the message, then hang up
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super().smtp_DATA(arg)
+        if self.recorder.behaviour.drop_idle and self.transport is not None:
+            self.transport.close()  # as a relay does with a connection left idle too long
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        server = MisbehavingSMTP(self.handler, **self.SMTP_kwargs)
+        server.recorder = self.handler
+        return server
+
+
+@contextlib.contextmanager
+def running(**kwargs: Any) -> Iterator[SmtpServer]:
+    """``with running() as server:``, for a test's fixture."""
+    server = SmtpServer(**kwargs).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class SmtpServer:
+    """A misbehaving-on-request aiosmtpd server on 127.0.0.1, in a thread of the test."""
+
+    def __init__(
+        self,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        starttls_context: ssl.SSLContext | None = None,
+        logins: dict[str, str] | None = None,
+    ):
+        self.behaviour = Behaviour()
+        self.recorder = Recorder(self.behaviour)
+        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": free_port()}
+        smtp_kwargs: dict[str, Any] = {}
+        if tls_context is not None:
+            kwargs["ssl_context"] = tls_context
+        if starttls_context is not None:
+            smtp_kwargs.update(tls_context=starttls_context, require_starttls=True)
+        if logins is not None:
+            smtp_kwargs.update(
+                authenticator=_Authenticator(logins),
+                auth_require_tls=False,
+                auth_required=True,
+            )
+        self.controller = _Controller(self.recorder, **kwargs, **smtp_kwargs)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.recorder.release.set()
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    @property
+    def received(self) -> list[Received]:
+        return self.recorder.received
+
+    def fail_next(self, stage: str, reply: str, times: int = 1) -> None:
+        for _ in range(times):
+            self.behaviour.faults.append((stage, reply))
+
+    def refuse(self, address: str, reply: str = "550 5.1.1 User unknown") -> None:
+        self.behaviour.refuse[address] = reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Authenticator:
+    def __init__(self, logins: dict[str, str]):
+        self.logins = logins
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user, password = data.login.decode(), data.password.decode()
+            if self.logins.get(user) == password:
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+
+# --- sinks in their own processes ---------------------------------------------------------------
+
+
+class _SinkHandler:
+    """Writes a line per message, flushed at once, so a test can count what arrived."""
+
+    def __init__(self, log: Path | None):
+        self.log = log.open("a", buffering=1) if log else None
+        self.count = 0
+        self.parser = BytesHeaderParser(policy=email.policy.compat32)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.count += 1
+        if self.log is not None:
+            data = bytes(envelope.original_content or b"")
+            self.log.write(_summary(data, ",".join(envelope.rcpt_tos), self.parser))
+        return "250 OK"
+
+
+def _summary(data: bytes, recipient: str, parser: BytesHeaderParser) -> str:
+    """``<Message-ID>\\t<recipient>\\t<Subject>``, a line of a sink's log."""
+    headers = parser.parsebytes(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
+    subject = str(email.header.make_header(email.header.decode_header(headers["Subject"] or "")))
+    return f"{headers['Message-ID']}\t{recipient}\t{subject}\n"
+
+
+def read_log(path: Path) -> list[tuple[str, str, str]]:
+    """A sink's log: (Message-ID, recipient, Subject) per message received."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [tuple(line.split("\t", 2)) for line in lines if line.count("\t") == 2]  # type: ignore[misc]
+
+
+class _FastSink(asyncio.Protocol):
+    """Just enough SMTP for aiosmtplib: EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT."""
+
+    log: Any = None
+    parser = BytesHeaderParser(policy=email.policy.compat32)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = b""
+        self.in_data = False
+        self.recipient = ""
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.in_data:
+                end = self.buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    return
+                message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
+                self.in_data = False
+                if self.log is not None:
+                    self.log.write(_summary(message, self.recipient, self.parser))
+                self.transport.write(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                return
+            line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.transport.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self.transport.write(b"354 go ahead\r\n")
+            elif verb == b"RCPT":
+                self.recipient = line.partition(b"<")[2].rstrip(b">").decode()
+                self.transport.write(b"250 OK\r\n")
+            elif verb == b"QUIT":
+                self.transport.write(b"221 bye\r\n")
+                self.transport.close()
+                return
+            else:  # MAIL, RCPT, RSET, NOOP, HELO
+                self.transport.write(b"250 OK\r\n")
+
+
+async def _serve(kind: str, port: int, log: Path | None) -> None:
+    loop = asyncio.get_running_loop()
+    server: asyncio.AbstractServer
+    if kind == "sink":
+        handler = _SinkHandler(log)
+        server = await loop.create_server(lambda: SMTP(handler, hostname="sink"), "127.0.0.1", port)
+    else:
+        _FastSink.log = log.open("a", buffering=1) if log else None
+        server = await loop.create_server(_FastSink, "127.0.0.1", port, backlog=512)
+    print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def start_sink(kind: str = "sink", log: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """Start a sink process; returns it and the port it listens on."""
+    command = [sys.executable, "-m", "tests.smtp_servers", kind]
+    if log is not None:
+        command += ["--log", str(log)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("port "):
+        process.kill()
+        raise RuntimeError(f"the {kind} did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["sink", "fast-sink"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log", type=Path)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.kind, args.port, args.log))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Migrations, the schema check, settings and the command line's first impression."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import SettingsError, load_settings
+from surveys import db
+
+runner = CliRunner()
+
+
+def test_upgrade_builds_every_table_on_empty_sqlite(tmp_path: Path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    before, after = db.upgrade(engine)
+    assert before is None and after == db.head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {
+        "agency",
+        "person",
+        "course",
+        "course_session",
+        "booking",
+        "survey_invitation",
+        "answer",
+        "outbox",
+        "campaign",
+        "link",
+        "audit_log",
+        "survey_definition_version",
+    } <= tables
+    assert db.upgrade(engine) == (after, after)  # a second upgrade changes nothing
+
+
+def test_upgrade_on_postgres(postgres_engine):
+    assert db.current_revision(postgres_engine) == db.head_revision()
+    assert "booking" in inspect(postgres_engine).get_table_names()
+
+
+def test_commands_refuse_an_out_of_date_database(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'old.db'}")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "Run `evalbot db upgrade` first" in result.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["status"]).exit_code == 0
+
+
+def test_bad_setting_names_it_and_says_what_is_allowed(monkeypatch):
+    monkeypatch.setenv("EVALBOT_SMTP_SECURITY", "ssl")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "EVALBOT_SMTP_SECURITY" in str(caught.value) and "'starttls'" in str(caught.value)
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2 and "EVALBOT_SMTP_SECURITY" in result.output
+
+
+def test_unknown_time_zone(monkeypatch):
+    monkeypatch.setenv("EVALBOT_TIMEZONE", "Europe/Londres")
+    with pytest.raises(SettingsError, match=r"EVALBOT_TIMEZONE: .*unknown time zone"):
+        load_settings()
+
+
+def test_secret_from_file_and_settings_from_toml(tmp_path: Path, monkeypatch):
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("EVALBOT_SMTP_PASSWORD_FILE", str(secret))
+    (tmp_path / "evalbot.toml").write_text(
+        'timezone = "Europe/Dublin"\nsmtp_host = "smtp.example"\n'
+    )
+    monkeypatch.setenv("EVALBOT_SMTP_HOST", "relay.example")  # the environment wins
+    settings = load_settings()
+    assert settings.smtp_password is not None
+    assert settings.smtp_password.get_secret_value() == "s3cret"
+    assert settings.timezone == "Europe/Dublin" and settings.smtp_host == "relay.example"
+
+
+def test_unreadable_secret_file_and_unknown_toml_key(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EVALBOT_TELEGRAM_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="EVALBOT_TELEGRAM_TOKEN_FILE: cannot read"):
+        load_settings()
+    monkeypatch.delenv("EVALBOT_TELEGRAM_TOKEN_FILE")
+    (tmp_path / "evalbot.toml").write_text("smtp_hots = 'typo'\n")
+    with pytest.raises(SettingsError, match="EVALBOT_SMTP_HOTS: not a setting Evalbot knows"):
+        load_settings()
+
+
+def test_python_dash_m_bot_is_the_same_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "import" in result.stdout and "status" in result.stdout

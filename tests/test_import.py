@@ -1,0 +1,247 @@
+"""Booking import: real exports with the mess real exports have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from surveys.importer import ImportFailed, import_bookings
+from surveys.models import Agency, AuditEntry, Booking, BookingStatus, CourseSession, Person, Sector
+
+from .conftest import utc
+
+LONDON = ZoneInfo("Europe/London")
+NOW = utc("2026-11-23 10:00")
+HEADER = (
+    "booking_ref,session_ref,course_title,starts_at,ends_at,venue,delegate_name,delegate_email,"
+    "agency,agency_sector,manager_name,manager_email"
+)
+ALICE = (
+    "BK-1,S-1,Working Together,02/03/2026 09:30,02/03/2026 16:30,Civic Centre,Alice Okafor,"
+    "alice@riverside.example,Riverside CSC,children's social care,Bob Whitfield,bob@riverside.example"
+)
+CHLOE = (
+    "BK-2,S-1,Working Together,02/03/2026 09:30,02/03/2026 16:30,Civic Centre,"
+    '"Chloé O\'Brien <Health & Care>",chloe@northgate.example,Northgate NHS Trust,health,'
+    "Dev Patel,dev@northgate.example"
+)
+
+
+def run_import(session: Session, text: str | bytes):
+    data = text.encode() if isinstance(text, str) else text
+    result = import_bookings(session, data, zone=LONDON, now=NOW, actor="test")
+    session.commit()
+    return result
+
+
+def counts(session: Session) -> dict[str, int]:
+    return {
+        model.__name__: session.exec(select(func.count()).select_from(model)).one()
+        for model in (Agency, Person, CourseSession, Booking)
+    }
+
+
+def failure(session: Session, text: str | bytes) -> list[str]:
+    before = counts(session)
+    with pytest.raises(ImportFailed) as caught:
+        run_import(session, text)
+    session.rollback()
+    assert counts(session) == before, "a failed import must write nothing"
+    return [p.describe("export.csv") for p in caught.value.problems]
+
+
+def test_good_import_stores_everything_in_utc(session):
+    result = run_import(session, f"{HEADER}\n{ALICE}\n{CHLOE}\n")
+    assert (result.bookings.created, result.sessions.created, result.people.created) == (2, 1, 4)
+    assert result.agencies.created == 2
+    course_session = session.exec(select(CourseSession)).one()
+    assert course_session.starts_at == utc("2026-03-02 09:30")  # GMT in March
+    chloe = session.exec(select(Person).where(Person.email == "chloe@northgate.example")).one()
+    assert chloe.name == "Chloé O'Brien <Health & Care>"
+    agency = session.exec(select(Agency).where(Agency.name == "Northgate NHS Trust")).one()
+    assert agency.sector == Sector.HEALTH
+    booking = session.exec(select(Booking).where(Booking.ref == "BK-1")).one()
+    bob = session.exec(select(Person).where(Person.email == "bob@riverside.example")).one()
+    assert booking.manager_id == bob.id and booking.status == BookingStatus.BOOKED
+
+
+def test_summer_time_is_converted(session):
+    row = ALICE.replace("02/03/2026 09:30", "2026-07-01 09:30").replace(
+        "02/03/2026 16:30", "1/7/2026 16:30"
+    )
+    run_import(session, f"{HEADER}\n{row}\n")
+    course_session = session.exec(select(CourseSession)).one()
+    assert course_session.starts_at == utc("2026-07-01 08:30")  # BST is UTC+1
+    assert course_session.ends_at == utc("2026-07-01 15:30")
+
+
+def test_messy_export_bom_crlf_headers_case_spaces_and_extra_columns(session):
+    header = " Booking Ref ,SESSION_REF,Course_Title,Starts_At,Ends_At,Venue,Delegate Name,"
+    header += "Delegate_Email,Agency,Agency_Sector,Manager_Name,Manager_Email,Dietary needs"
+    row = (
+        "  BK-1 ,S-1,Working Together,02/03/2026 9:30,02/03/2026 16:30,Civic Centre,  Alice Okafor ,"
+        " Alice@Riverside.EXAMPLE ,Riverside CSC,Childrens Social Care,Bob Whitfield,BOB@riverside.example,vegan"
+    )
+    data = "\ufeff".encode() + f"{header}\r\n{row}\r\n\r\n".encode()
+    run_import(session, data)
+    alice = session.exec(select(Person).where(Person.email == "alice@riverside.example")).one()
+    assert alice.name == "Alice Okafor"
+    assert session.exec(select(CourseSession)).one().starts_at == utc("2026-03-02 09:30")
+    assert session.exec(select(Agency)).first().sector == Sector.CHILDRENS_SOCIAL_CARE  # type: ignore[union-attr]
+
+
+def test_one_person_across_rows_by_email_case_insensitively(session):
+    second = ALICE.replace("BK-1", "BK-9").replace(
+        "alice@riverside.example", "ALICE@riverside.example"
+    )
+    result = run_import(session, f"{HEADER}\n{ALICE}\n{second}\n")
+    assert result.bookings.created == 2
+    assert session.exec(select(func.count()).select_from(Person)).one() == 2
+
+
+def test_missing_column(session):
+    header = HEADER.replace(",venue", "")
+    row = ALICE.replace(",Civic Centre", "")
+    problems = failure(session, f"{header}\n{row}\n")
+    assert problems == [
+        "export.csv, line 1, column venue: missing column; the header must name booking_ref, "
+        "session_ref, course_title, starts_at, ends_at, venue, delegate_name, delegate_email, agency, "
+        "agency_sector, manager_name, manager_email"
+    ]
+
+
+def test_bad_date(session):
+    row = ALICE.replace("02/03/2026 09:30", "31/02/2026 09:30")
+    (problem,) = failure(session, f"{HEADER}\n{CHLOE}\n{row}\n")
+    assert problem.startswith("export.csv, line 3, column starts_at: expected a date and time")
+    assert "'31/02/2026 09:30'" in problem
+
+
+def test_end_before_start(session):
+    row = ALICE.replace("02/03/2026 16:30", "02/03/2026 08:30")
+    (problem,) = failure(session, f"{HEADER}\n{row}\n")
+    assert "line 2, column ends_at: the session ends" in problem and "before it starts" in problem
+
+
+def test_bad_email(session):
+    (problem,) = failure(
+        session, f"{HEADER}\n{ALICE.replace('alice@riverside.example', 'alice.riverside')}\n"
+    )
+    assert "line 2, column delegate_email: expected an email address" in problem
+
+
+def test_unknown_sector(session):
+    (problem,) = failure(
+        session, f"{HEADER}\n{ALICE.replace(chr(39) + 's social care', 'sfood')}\n"
+    )
+    assert "line 2, column agency_sector: unknown sector" in problem
+    assert "voluntary and community" in problem
+
+
+def test_one_booking_reference_with_two_delegates(session):
+    other = CHLOE.replace("BK-2", "BK-1")
+    (problem,) = failure(session, f"{HEADER}\n{ALICE}\n{other}\n")
+    assert (
+        "line 3, column delegate_email: booking BK-1 is for alice@riverside.example on line 2"
+        in problem
+    )
+
+
+def test_empty_file_and_header_only(session):
+    assert failure(session, "") == [
+        "export.csv, line 1: the file is empty; expected a header row and bookings"
+    ]
+    assert failure(session, HEADER + "\n") == [
+        "export.csv, line 1: the file has a header but no bookings"
+    ]
+
+
+def test_not_utf8(session):
+    data = f"{HEADER}\n{ALICE}\n".encode() + "BK-3,S-1,Café".encode("cp1252") + b"\n"
+    (problem,) = failure(session, data)
+    assert problem.startswith("export.csv, line 3: the file is not UTF-8")
+
+
+def test_every_problem_is_listed_and_nothing_written(session):
+    run_import(session, f"{HEADER}\n{ALICE}\n")
+    bad_date = CHLOE.replace("02/03/2026 09:30", "tomorrow")
+    bad_email = ALICE.replace("BK-1", "BK-3").replace("alice@riverside.example", "nobody")
+    problems = failure(session, f"{HEADER}\n{ALICE}\n{bad_date}\n{bad_email}\n")
+    assert [p.split(":")[0] for p in problems] == [
+        "export.csv, line 3, column starts_at",
+        "export.csv, line 4, column delegate_email",
+    ]
+
+
+def test_reimport_of_changed_export_updates_and_records_new_time(session):
+    run_import(session, f"{HEADER}\n{ALICE}\n{CHLOE}\n")
+    moved = [
+        r.replace("02/03/2026 09:30", "09/03/2026 09:30").replace(
+            "02/03/2026 16:30", "09/03/2026 16:30"
+        )
+        for r in (ALICE, CHLOE)
+    ]
+    moved[1] = moved[1].replace("Northgate NHS Trust", "Northgate Health")
+    result = run_import(session, f"{HEADER}\n" + "\n".join(moved) + "\n")
+    assert (result.sessions.updated, result.bookings.updated, result.bookings.created) == (1, 0, 0)
+    assert result.rescheduled == ["S-1"]
+    assert result.agencies.created == 1
+    course_session = session.exec(select(CourseSession)).one()
+    assert course_session.starts_at == utc("2026-03-09 09:30")
+    assert course_session.previous_starts_at == utc("2026-03-02 09:30")
+    assert course_session.schedule_version == 2
+    assert counts(session)["Person"] == 4 and counts(session)["Booking"] == 2
+    audit = session.exec(select(AuditEntry).where(AuditEntry.action == "session.rescheduled")).one()
+    assert audit.entity_id == course_session.id
+
+
+def test_reimport_keeps_evalbot_status_and_applies_cancellation_from_booking_system(session):
+    run_import(session, f"{HEADER}\n{ALICE}\n{CHLOE}\n")
+    alice = session.exec(select(Booking).where(Booking.ref == "BK-1")).one()
+    alice.status = BookingStatus.ATTENDED
+    session.commit()
+    header = HEADER + ",status"
+    run_import(session, f"{header}\n{ALICE},booked\n{CHLOE},Canceled\n")
+    statuses = dict(session.exec(select(Booking.ref, Booking.status)).all())
+    assert statuses == {"BK-1": "attended", "BK-2": "cancelled"}
+
+
+def test_reimport_refuses_a_booking_reference_given_to_someone_else(session):
+    run_import(session, f"{HEADER}\n{ALICE}\n")
+    other = CHLOE.replace("BK-2", "BK-1")
+    (problem,) = failure(session, f"{HEADER}\n{other}\n")
+    assert "booking BK-1 is already held by alice@riverside.example" in problem
+
+
+def test_cli_import_prints_summary_and_refuses_bad_file(
+    engine, database_url, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", database_url)
+    good = tmp_path / "good.csv"
+    good.write_text(f"{HEADER}\n{ALICE}\n{CHLOE}\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "bookings", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "bookings          2        0          0" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f"{HEADER}\n{ALICE.replace('BK-1', 'BK-7').replace('02/03/2026 09:30', '2026-13-01 09:30')}\n"
+    )
+    result = runner.invoke(app, ["import", "bookings", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.csv, line 2, column starts_at" in result.output
+    assert "Nothing was imported" in result.output
+    status = runner.invoke(app, ["status"])
+    assert "Bookings:  2" in status.output
+
+
+def test_sample_export_imports(session):
+    sample = Path(__file__).resolve().parent.parent / "examples" / "bookings.csv"
+    result = run_import(session, sample.read_bytes())
+    assert result.bookings.created == 8 and result.sessions.created == 3
