@@ -52,6 +52,7 @@ def serve(people: int) -> None:
     by_query: dict[str, int] = {}
     done: set[int] = set()
     answers = [0]
+    updates = [0]  # every tap and typed message the delegates send
     ready: list[int] = []
     wake = threading.Condition()
 
@@ -69,16 +70,19 @@ def serve(people: int) -> None:
                 if wanted in labels:
                     answers[0] += wanted != "Send my answers"
                     query = fake.tap(chat, wanted)
+                    updates[0] += 1
                     waiting[chat], by_query[query] = query, chat
                     return
             if "Type your answer" in text:
                 answers[0] += 1
                 waiting[chat] = "say"
+                updates[0] += 1
                 fake.say(chat, "Share concerns sooner & record them <clearly>.")
                 return
             for label in labels:
                 if label.startswith("Start:"):
                     query = fake.tap(chat, label)
+                    updates[0] += 1
                     waiting[chat], by_query[query] = query, chat
                     return
         raise RuntimeError(f"the driver is stuck in chat {chat}: {text!r} {labels}")
@@ -120,13 +124,20 @@ def serve(people: int) -> None:
     for n in range(people):
         with guard:
             waiting[FIRST_CHAT + n] = "say"
+            updates[0] += 1
             fake.say(FIRST_CHAT + n, "/surveys")
     finished.wait(600)
     elapsed = time.perf_counter() - started
     used = time.process_time() - cpu
     print(
         json.dumps(
-            {"seconds": elapsed, "answers": answers[0], "calls": fake.counts, "fake_cpu": used}
+            {
+                "seconds": elapsed,
+                "answers": answers[0],
+                "updates": updates[0],
+                "calls": fake.counts,
+                "fake_cpu": used,
+            }
         ),
         flush=True,
     )
@@ -263,6 +274,13 @@ async def one_round(people: int, threads: bool) -> dict[str, Any]:
     return result
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=60)
@@ -279,8 +297,10 @@ def main() -> None:
         print(
             f"round {number}: {result['stored']} answers stored, {result['finished']} surveys "
             f"sent, in {result['seconds']:.2f} s: {result['rate']:.0f} answers/s "
-            f"(CPU: the bot {result['bot_cpu']:.2f} s, the fake and its driver "
-            f"{result['fake_cpu']:.2f} s)",
+            f"(CPU: the bot {result['bot_cpu']:.2f} s, "
+            f"{result['bot_cpu'] / result['updates'] * 1000:.2f} ms an update over "
+            f"{result['updates']} updates; the fake and its driver {result['fake_cpu']:.2f} s; "
+            f"load average {load_average()})",
             flush=True,
         )
         if best is None or result["rate"] > best["rate"]:

@@ -1,6 +1,7 @@
 """The survey form's speed: requests a second and the 99th percentile (target: 300/s, p99 < 100 ms).
 
     .venv/bin/python bench/web_form.py [--bookings 5000] [--rate 300] [--seconds 20]
+        [--only get|post] [--profile FILE]
 
 Builds a SQLite database of 5,000 bookings (15,000 invitations with their links, a third of them
 part-answered), starts `evalbot web` (uvicorn, one worker process) on a loopback port, and drives
@@ -13,6 +14,11 @@ it from separate processes:
    server manages, and its latency at that load.
 
 Every request uses a different invitation's personal link, so caches of one page do not flatter it.
+
+Each load also reports the server process's own CPU milliseconds per request (from /proc), the
+figure to read when other work on the machine distorts the wall-clock ones. ``--profile FILE``
+runs the server under py-spy (on PATH; ``pip install py-spy``), sampling only the thread holding
+the GIL, and writes its folded stacks to FILE.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -191,13 +198,28 @@ def with_cpu(pid: int, run, requests_of=lambda figures: figures.get("requests"))
     return figures
 
 
+def server_pid(server: subprocess.Popen[bytes]) -> int:
+    """The web server's own process: under py-spy, py-spy's child (so CPU is the server's)."""
+    if not Path(server.args[0]).name.startswith("py-spy"):  # type: ignore[index]
+        return server.pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise SystemExit("py-spy started no server")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def start_server(url: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, folder: Path, profile: Path | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "EVALBOT_DATABASE_URL": url,
@@ -205,8 +227,27 @@ def start_server(url: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
         "EVALBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     evalbot = Path(sys.executable).with_name("evalbot")
+    command = [str(evalbot), "web", "--host", "127.0.0.1", "--port", str(port)]
+    if profile is not None:
+        # Sampled by py-spy: the server's stacks, folded, for a flame graph or a sort by frame.
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+        command = [
+            spy,
+            "record",
+            "--gil",
+            "--format",
+            "raw",
+            "-r",
+            "250",
+            "-o",
+            str(profile),
+            "--",
+            *command,
+        ]
     server = subprocess.Popen(
-        [str(evalbot), "web", "--host", "127.0.0.1", "--port", str(port)],
+        command,
         cwd=folder,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -387,6 +428,10 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--only", choices=("get", "post"), help="load with one kind of request")
+    parser.add_argument(
+        "--profile", type=Path, help="sample the server with py-spy into this file (folded stacks)"
+    )
     args = parser.parse_args()
     load_settings()  # fail early on a bad environment
     with tempfile.TemporaryDirectory() as tmp:
@@ -399,21 +444,22 @@ def main() -> None:
             f"({time.perf_counter() - started:.1f} s to build)"
         )
         port = free_port()
-        server = start_server(url, port, folder)
+        server = start_server(url, port, folder, args.profile)
         try:
             rng = random.Random(11)
             count = int(args.rate * args.seconds)
             results: dict[str, object] = {}
-            for kind in ("get", "post"):
+            pid = server_pid(server)
+            for kind in (args.only,) if args.only else ("get", "post"):
                 chosen = [invitations[rng.randrange(len(invitations))] for _ in range(count)]
                 plan = requests_for(kind, chosen)
                 paced(port, plan[: int(args.rate * 2)], args.rate)  # warm up
                 results[f"{kind} at {args.rate:g}/s"] = with_cpu(
-                    server.pid, lambda plan=plan: paced(port, plan, args.rate)
+                    pid, lambda plan=plan: paced(port, plan, args.rate)
                 )
                 full_plan = requests_for(kind, invitations[:5000])
                 full = with_cpu(
-                    server.pid,
+                    pid,
                     lambda full_plan=full_plan: wrk(port, full_plan, folder, args.seconds),
                 )
                 if full is not None:
@@ -421,8 +467,9 @@ def main() -> None:
             for name, figures in results.items():
                 print(f"{name}: {json.dumps(figures)}")
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            # py-spy writes its profile on SIGINT; uvicorn stops cleanly on it too.
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class Dispatcher:
     def wake(self) -> None:
         """Look for due messages now rather than at the next poll (after a tick queued some)."""
         self._woken = True
+        self.store.forget_drained()
         if self._wake is not None:
             self._wake.set()
 
@@ -125,6 +126,7 @@ class Dispatcher:
 
     async def _pipeline(self, *, fixed_now: datetime | None, until_idle: bool) -> DispatchReport:
         clock = self.clock if fixed_now is None else _stopped_clock(fixed_now)
+        self.store.forget_drained()  # a new pass looks at everything once
         report = DispatchReport()
         self._wake = asyncio.Event()
         results: list[Outcome] = []

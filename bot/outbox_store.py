@@ -241,13 +241,36 @@ class OutboxStore:
         self.limits: dict[Channel, ChannelLimits] = {c: limits_for(settings, c) for c in Channel}
         self.postgres = engine.dialect.name == "postgresql"
         self._unsubscribe_issued: set[int] = set()
+        # (channel, state) pairs found with nothing more due, and when: not asked again for a
+        # poll interval. Without it, every claim would look for Telegram rows among a queue of
+        # emails, a scan of the whole due queue (the index is on state and due time only).
+        self._drained: dict[tuple[Channel, OutboxState], datetime] = {}
         # Built once: building a statement costs more than running it.
+        self._drained_for = timedelta(seconds=settings.outbox_poll_seconds)
         self._claim_statements = {
             expired: claim_statement(postgres=self.postgres, expired_leases=expired)
             for expired in (False, True)
         }
 
     # --- claiming --------------------------------------------------------------------------
+
+    def forget_drained(self, channel: Channel | None = None) -> None:
+        """Look again for due rows everywhere (or of ``channel``) at the next claim: new rows
+        were queued, or a row moved to that channel."""
+        if channel is None:
+            self._drained.clear()
+        else:
+            for state in OutboxState:
+                self._drained.pop((channel, state), None)
+
+    def _is_drained(self, channel: Channel, state: OutboxState, now: datetime) -> bool:
+        found_empty = self._drained.get((channel, state))
+        if found_empty is None:
+            return False
+        if now < found_empty or now - found_empty >= self._drained_for:
+            self._drained.pop((channel, state), None)
+            return False
+        return True
 
     def claim(
         self, now: datetime, batch: int, report: DispatchReport, expired: bool = True
@@ -299,9 +322,13 @@ class OutboxStore:
         for state in states:
             if len(rows) >= granted:
                 break
-            rows.extend(
-                self._claim_rows(session, channel, state, now, granted - len(rows), lease_until)
-            )
+            if self._is_drained(channel, state, now):
+                continue
+            wanted = granted - len(rows)
+            found = self._claim_rows(session, channel, state, now, wanted, lease_until)
+            if len(found) < wanted:
+                self._drained[(channel, state)] = now
+            rows.extend(found)
         limits.per_second.give_back(granted - len(rows))
         return rows
 
@@ -493,6 +520,7 @@ class OutboxStore:
                 channel=other.value,
                 recipient=person.address(other),
             )
+            self.forget_drained(other)
             report.switched += 1
             return
         reason = f"not sent: {why}, and {blocker}"

@@ -4,14 +4,18 @@
 matplotlib and embedded in the page, and it prints on A4 (``@page``). The figures all come from
 ``surveys.report``, which computes them in SQL; this module only lays them out. With
 ``anonymous`` no person's name appears anywhere: the trainer column is left out of the
-sessions table and its CSV (agencies are organisations and stay). Free-text examples are never
-shown with who wrote them, anonymous or not; their text is shown as written.
+sessions table and its CSV (agencies are organisations and stay), and every survey figure that
+rests on fewer than five people is left out (``surveys.report.suppress_small_groups``), its
+count shown as "<5". Free-text examples are never shown with who wrote them, in either edition,
+and the names, email addresses and phone numbers in them are taken out
+(``surveys.report.NameScrubber``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +39,7 @@ from surveys.report import (
     QuarterlyReport,
     all_examples,
     quarterly_report,
+    suppress_small_groups,
 )
 
 Kind = Literal["text", "int", "pct", "mean", "change", "money", "date"]
@@ -57,6 +62,16 @@ COLOURS = {
     "finished": "#1d4f91",
     "bar": "#1d4f91",
 }
+
+
+@dataclass(frozen=True)
+class Fewer:
+    """A count left out of the anonymous edition because it is below ``than``: shows "<5"."""
+
+    than: int
+
+    def __str__(self) -> str:
+        return f"<{self.than}"
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ def plural(count: int, one: str, many: str) -> str:
 
 def show(value: Any, kind: Kind, zone: ZoneInfo) -> str:
     """A value as the HTML shows it."""
+    if isinstance(value, Fewer):
+        return str(value)
     if value is None:
         return "–"
     if kind == "int":
@@ -131,6 +148,8 @@ def show(value: Any, kind: Kind, zone: ZoneInfo) -> str:
 
 def stored(value: Any, kind: Kind, zone: ZoneInfo) -> Any:
     """A value as the CSV holds it: plain numbers (rates as fractions), ISO local times."""
+    if isinstance(value, Fewer):
+        return str(value)
     if value is None:
         return ""
     if kind in ("pct", "mean", "change"):
@@ -182,6 +201,21 @@ def _label(key: str, prefix: str = "") -> str:
 def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table]:
     """Every table of the report, by CSV name, in the order the report shows them."""
     tables: dict[str, Table] = {}
+    smallest = report.smallest_group or 0
+    # A suppressed row shows "<5" for its count and nothing for its other figures.
+    few_note = (
+        f" Figures from fewer than {smallest} people are left out of this anonymous edition "
+        f"(shown as <{smallest})."
+        if smallest
+        else ""
+    )
+
+    def count(row: Any, value: Any) -> Any:
+        return Fewer(smallest) if row.suppressed else value
+
+    def figure(row: Any, value: Any) -> Any:
+        return None if row.suppressed else value
+
     session_columns = [
         Column("starts_at", "Date", "date"),
         Column("course", "Course"),
@@ -192,7 +226,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         Column("min_places", "Min", "int", in_html=False),
         Column("max_places", "Places", "int"),
         Column("bookings", "Booked", "int"),
-        Column("holding_a_place", "Holding", "int"),
+        Column("holding_a_place", "Holding", "int", in_html=False),
         Column("cancelled", "Cancelled", "int"),
         Column("replaced", "Replaced", "int", in_html=False),
         Column("attended", "Attended", "int"),
@@ -226,9 +260,9 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             for row in report.sessions
         ],
         note=(
-            "Every session that starts in the quarter. Booked counts every booking made; "
-            "holding counts those that hold a place (booked, attended, partly attended, "
-            "no-show); cancelled counts cancellations in time and late."
+            "Every session that starts in the quarter. Booked counts every booking made, "
+            "cancelled ones included; cancelled counts cancellations in time and late. The "
+            "CSV adds the venue, the minimum, replacements and the bookings holding a place."
         ),
     )
     tables["attendance_by_agency"] = Table(
@@ -301,10 +335,10 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             [
                 row.course,
                 _label(row.item, "satisfaction_"),
-                row.answers,
-                row.mean,
-                row.satisfied,
-                row.satisfied_share,
+                count(row, row.answers),
+                figure(row, row.mean),
+                figure(row, row.satisfied),
+                figure(row, row.satisfied_share),
             ]
             for row in report.satisfaction
         ],
@@ -327,12 +361,17 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             row.course,
             _label(row.measure),
             row.transition,
-            row.pairs,
-            row.mean_before,
-            row.mean_after,
-            row.mean_change,
-            row.improved,
-            row.improved_share,
+            count(row, row.pairs),
+            *(
+                figure(row, value)
+                for value in (
+                    row.mean_before,
+                    row.mean_after,
+                    row.mean_change,
+                    row.improved,
+                    row.improved_share,
+                )
+            ),
         ]
 
     for transition, title in (("pre to end", "Pre-course to end of course"),
@@ -345,6 +384,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             change_columns,
             [change_values(r) for r in rows if r.course != "All courses"],
             totals=[change_values(r) for r in rows if r.course == "All courses"],
+            note=few_note.strip(),
         )
     tables["change_by_outcome"] = Table(
         "change_by_outcome",
@@ -369,12 +409,17 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
                 row.outcome or "",
                 _label(row.measure),
                 row.transition,
-                row.pairs,
-                row.mean_before,
-                row.mean_after,
-                row.mean_change,
-                row.improved,
-                row.improved_share,
+                count(row, row.pairs),
+                *(
+                    figure(row, value)
+                    for value in (
+                        row.mean_before,
+                        row.mean_after,
+                        row.mean_change,
+                        row.improved,
+                        row.improved_share,
+                    )
+                ),
             ]
             for row in report.change_by_outcome
         ],
@@ -390,10 +435,16 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             Column("applied", "Applied", "int"),
             Column("share_applied", "Share applied", "pct"),
         ],
-        [[r.course, r.answers, r.applied, r.share] for r in applied_rows],
-        totals=_applied_total(report),
-        note="Impact surveys' answers to whether the learning has been used in practice.",
-    )
+        [[r.course, count(r, r.answers), figure(r, r.applied), figure(r, r.share)]
+         for r in applied_rows],
+        totals=[
+            [r.course, count(r, r.answers), figure(r, r.applied), figure(r, r.share)]
+            for r in report.applied
+            if r.course == "All courses"
+        ],
+        note="Impact surveys' answers to whether the learning has been used in practice."
+        + few_note,
+    )  # fmt: skip
     tables["impact_barriers"] = Table(
         "impact_barriers",
         "What got in the way",
@@ -403,9 +454,12 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             Column("times_chosen", "Times chosen", "int"),
             Column("share_of_those_answering", "Share of those answering", "pct"),
         ],
-        [[r.label, r.key, r.count, r.share] for r in report.barriers],
+        [[r.label, r.key, count(r, r.count), figure(r, r.share)] for r in report.barriers],
         note=(
-            f"{plural(report.barrier_respondents, 'person', 'people')} who had not applied "
+            f"Fewer than {smallest} people who had not applied their learning said what got in "
+            "the way, too few to show in this anonymous edition."
+            if any(r.suppressed for r in report.barriers)
+            else f"{plural(report.barrier_respondents, 'person', 'people')} who had not applied "
             "their learning said what got in the way; each could choose several."
         ),
     )
@@ -420,11 +474,13 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             Column("share_yes_or_mean", "Share yes / mean", "mean"),
         ],
         [
-            [r.label, r.item, r.answers, "yes/no" if r.yes_no else "rating", r.mean]
+            [r.label, r.item, count(r, r.answers), "yes/no" if r.yes_no else "rating",
+             figure(r, r.mean)]
             for r in report.manager
         ],
-        note="For a yes/no question the figure is the share answering yes (1.00 = all).",
-    )
+        note="For a yes/no question the figure is the share answering yes (1.00 = all)."
+        + few_note,
+    )  # fmt: skip
     tables["notable_issues"] = Table(
         "notable_issues",
         "Notable issues",
@@ -434,21 +490,14 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
     return tables
 
 
-def _applied_total(report: QuarterlyReport) -> list[list[Any]]:
-    return [
-        [row.course, row.answers, row.applied, row.share]
-        for row in report.applied
-        if row.course == "All courses"
-    ]
-
-
 def satisfaction_pivot(report: QuarterlyReport) -> tuple[list[str], list[list[str]]]:
     """Satisfaction as a course-by-item grid of "mean (answers)" for the HTML."""
     items = sorted({row.item for row in report.satisfaction})
     grid: dict[str, dict[str, str]] = {}
     for row in report.satisfaction:
         mean = "–" if row.mean is None else f"{row.mean:.2f}"
-        grid.setdefault(row.course, {})[row.item] = f"{mean} ({row.answers})"
+        answers = f"<{report.smallest_group}" if row.suppressed else str(row.answers)
+        grid.setdefault(row.course, {})[row.item] = f"{mean} ({answers})"
     headers = [_label(item, "satisfaction_") for item in items]
     rows = [[course, *(cells.get(item, "–") for item in items)] for course, cells in grid.items()]
     return headers, rows
@@ -553,7 +602,7 @@ def response_chart(report: QuarterlyReport) -> Markup | None:
 
 
 def change_chart(report: QuarterlyReport) -> Markup | None:
-    rows = [r for r in report.change if r.course != "All courses"]
+    rows = [r for r in report.change if r.course != "All courses" and not r.suppressed]
     if not rows:
         return None
     courses = sorted({r.course for r in rows}, key=str.casefold)
@@ -571,7 +620,8 @@ def change_chart(report: QuarterlyReport) -> Markup | None:
                 for r in rows
                 if r.transition == transition and r.measure == measure
             }
-            values = [found.get(c, 0.0) for c in courses][::-1]
+            # No bar where there is no figure: a gap, not a change of 0.
+            values = [found.get(c, math.nan) for c in courses][::-1]
             axes.barh(
                 [i + offset for i in range(len(courses))],
                 values,
@@ -593,8 +643,10 @@ def change_chart(report: QuarterlyReport) -> Markup | None:
 
 
 def barrier_chart(report: QuarterlyReport) -> Markup | None:
-    if not report.barriers:
+    if not report.barriers or any(r.suppressed for r in report.barriers):
         return None
+    from matplotlib.ticker import MaxNLocator
+
     rows = report.barriers[::-1]
     figure = _figure(7.0, 0.7 + 0.3 * len(rows))
     axes = figure.add_subplot()
@@ -602,6 +654,7 @@ def barrier_chart(report: QuarterlyReport) -> Markup | None:
         [_short(r.label, 60) for r in rows], [r.count for r in rows], color=COLOURS["bar"]
     )
     axes.bar_label(bars, labels=[f"{r.count:,}" for r in rows], fontsize=7.5, padding=2)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of a time
     axes.set_xlabel("Times chosen")
     return _svg(figure, "barriers")
 
@@ -690,16 +743,19 @@ def write_report(
             examples_per_course=examples_per_course,
             definitions_dir=definitions_dir,
         )
+        if anonymous:
+            report = suppress_small_groups(report)
+        smallest = report.smallest_group
         loading.result()
         # Every example goes to its CSV while the charts are drawn, on a connection of its own.
         examples_path = out / "impact_examples.csv"
         writing = (
-            pool.submit(_write_examples, bind, examples_path, quarter, zone)
+            pool.submit(_write_examples, bind, examples_path, quarter, zone, smallest)
             if isinstance(bind, Engine)
             else None
         )
         if writing is None:
-            _write_examples(session.connection(), examples_path, quarter, zone)
+            _write_examples(session.connection(), examples_path, quarter, zone, smallest)
         tables = build_tables(report, anonymous=anonymous)
         step("tables")
         for table in tables.values():
@@ -735,10 +791,14 @@ def write_report(
 
 
 def _write_examples(
-    source: Engine | Connection, path: Path, quarter: Quarter, zone: ZoneInfo
+    source: Engine | Connection,
+    path: Path,
+    quarter: Quarter,
+    zone: ZoneInfo,
+    smallest: int | None,
 ) -> None:
     def write(connection: Connection) -> None:
-        rows = all_examples(connection, quarter, zone)
+        rows = all_examples(connection, quarter, zone, smallest=smallest)
         _write_csv(path, ["course", "example"], ([row.course, row.text] for row in rows))
 
     if isinstance(source, Engine):
@@ -762,6 +822,7 @@ def _headline(report: QuarterlyReport) -> list[tuple[str, str, str]]:
         None,
     )  # fmt: skip
     applied = next((r for r in report.applied if r.course == "All courses"), None)
+    few = f"too few people to show (under {report.smallest_group})"
     return [
         (show(report.overview.sessions_run, "int", zone), "sessions run",
          f"{report.overview.sessions_cancelled} cancelled"),
@@ -774,7 +835,10 @@ def _headline(report: QuarterlyReport) -> list[tuple[str, str, str]]:
         (show(end.finished_rate if end else None, "pct", zone), "finished the evaluation",
          f"of {end.sent if end else 0} sent"),
         (show(knowledge.mean_change if knowledge else None, "change", zone),
-         "knowledge, pre to end", f"{knowledge.pairs if knowledge else 0} matched pairs"),
+         "knowledge, pre to end",
+         few if knowledge and knowledge.suppressed
+         else f"{knowledge.pairs if knowledge else 0} matched pairs"),
         (show(applied.share if applied else None, "pct", zone), "applying their learning",
-         f"of {applied.answers if applied else 0} asked"),
+         few if applied and applied.suppressed
+         else f"of {applied.answers if applied else 0} asked"),
     ]  # fmt: skip

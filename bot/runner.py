@@ -12,7 +12,7 @@ The schedule itself is data in the database and the job store is never shared, s
 started after downtime catches up on its first tick: survey messages that fell due meanwhile go
 out while their survey is still open; a survey that closed meanwhile is closed, its unsent
 messages withdrawn. SIGINT and SIGTERM stop everything cleanly: the web server finishes its
-requests, the dispatcher the messages in hand.
+requests, the tick the pass in progress, the dispatcher the messages in hand.
 """
 
 from __future__ import annotations
@@ -136,11 +136,13 @@ class Runner:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.ticks = 0
         self.last_report: TickReport | None = None
+        self._tick_task: asyncio.Task[object] | None = None
         self.stopping = asyncio.Event()
 
     async def tick_once(self) -> TickReport | None:
         """One tick at the clock's time, then wake the dispatcher; errors are logged, not raised."""
         now = self.clock()
+        self._tick_task = asyncio.current_task()
         try:
             report = await asyncio.to_thread(
                 tick,
@@ -157,10 +159,16 @@ class Runner:
             return None
         self.ticks += 1
         self.last_report = report
-        if report.queued:
-            log.info("tick %s: queued %s", now.isoformat(), dict(report.queued))
+        if report.queued or report.due:
+            queued = ", ".join(f"{name} {count}" for name, count in sorted(report.queued.items()))
+            log.info("Tick: queued %s; %d messages due now", queued or "nothing", report.due)
         self.dispatcher.wake()
         return report
+
+    async def _tick_finished(self) -> None:
+        task = self._tick_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.wait({task})
 
     def stop(self) -> None:
         """Begin a clean shutdown (what SIGINT and SIGTERM do)."""
@@ -192,6 +200,10 @@ class Runner:
             await self.server.serve()
         finally:
             if self.scheduler.running:
+                # A tick in progress finishes first: its database work runs on a thread that
+                # cannot be interrupted, and shutting the scheduler down would cancel its task.
+                self.scheduler.pause()
+                await self._tick_finished()
                 self.scheduler.shutdown(wait=False)
             for service in reversed(started):
                 try:
@@ -206,4 +218,6 @@ class Runner:
 
 def run(settings: Settings, policy: Policy, *, host: str | None, port: int | None) -> None:
     """Run the service until SIGINT or SIGTERM."""
+    for name in ("bot", "schedules", "surveys"):  # say what the service does, not just errors
+        logging.getLogger(name).setLevel(logging.INFO)
     asyncio.run(Runner(settings, policy, host=host, port=port).serve())

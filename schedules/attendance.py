@@ -34,7 +34,7 @@ from schedules.cancellation import (
     format_pence,
 )
 from schedules.certificates import certificate_link
-from schedules.planning import request_replan
+from schedules.planning import offer_telegram, request_replan
 from schedules.policy import Policy, default_policy
 from surveys import audit, outbox, tokens
 from surveys.booking_csv import ImportFailed, _decode, _dialect, _header_key
@@ -195,7 +195,11 @@ def mark(
     booking.updated_at = now
     if prior_notice is not None:
         booking.no_show_reason = prior_notice
-        booking.no_show_reason_at = now
+        # Notice given before the course, though recorded after the register closed, counts
+        # from the closing (a reason given later through the link does not); the audit entry
+        # keeps when it was recorded.
+        closed_at = course_session.register_closed_at
+        booking.no_show_reason_at = min(now, closed_at) if closed_at is not None else now
     session.add(booking)
     audit.record(
         session,
@@ -216,13 +220,21 @@ def mark(
         # The tick withdrew a no-show's surveys; planning gives them back to an attendee.
         request_replan(session, booking)
     corrections = withdrawn = 0
+    # A no-show notice (and charge) already given is taken back when the mark changes, or when
+    # it turns out the delegate had told someone beforehand.
     if (
         previous is BookingStatus.NO_SHOW
-        and status is not BookingStatus.NO_SHOW
         and booking.no_show_notified_at is not None
+        and (status is not BookingStatus.NO_SHOW or prior_notice is not None)
     ):
         corrections, withdrawn = _take_back_no_show(
-            session, facts(session, booking), now=now, actor=actor, policy=policy, zone=zone
+            session,
+            facts(session, booking),
+            now=now,
+            actor=actor,
+            policy=policy,
+            zone=zone,
+            prior_notice=status is BookingStatus.NO_SHOW,
         )
     return MarkResult(
         booking,
@@ -409,7 +421,7 @@ def _notify_no_show(
             key=f"no-show:{booking.id}:{round_}:manager",
             person=found.manager,
             template="no-show-manager",
-            context=context,
+            context=context | {"links": offer_telegram(session, secret, found.manager)},
             due_at=due,
             kind=MessageKind.NOTICE,
             booking_id=booking.id,
@@ -451,8 +463,10 @@ def _take_back_no_show(
     actor: str,
     policy: Policy,
     zone: ZoneInfo,
+    prior_notice: bool = False,
 ) -> tuple[int, int]:
-    """A no-show mark changed after its notices were queued: withdraw or correct them."""
+    """A no-show mark changed after its notices were queued (or found to have had prior notice,
+    ``prior_notice``): withdraw the notices not sent yet, correct those that were."""
     booking = found.booking
     notices = session.exec(
         select(OutboxMessage).where(
@@ -486,6 +500,7 @@ def _take_back_no_show(
                 "status": str(booking.status),
                 "to_manager": notice.template == "no-show-manager",
                 "charge_withdrawn": charge,
+                "prior_notice": prior_notice,
             },
             due_at=due,
             kind=MessageKind.NOTICE,
@@ -509,6 +524,7 @@ def _take_back_no_show(
         corrections=corrections,
         withdrawn=withdrawn,
         charge_withdrawn=charge,
+        prior_notice=prior_notice,
     )
     return corrections, withdrawn
 

@@ -213,7 +213,13 @@ def _local_day_bounds(day: date, zone: ZoneInfo) -> datetime:
 
 
 def _remind(
-    session: Session, scope: Scope, *, send_at: datetime, zone: ZoneInfo, questions: FirstQuestions
+    session: Session,
+    scope: Scope,
+    *,
+    send_at: datetime,
+    zone: ZoneInfo,
+    questions: FirstQuestions,
+    telegram: bool,
 ) -> Audience:
     delegate = aliased(Person, name="delegate")
     recipient = aliased(Person, name="recipient")
@@ -269,6 +275,7 @@ def _remind(
             person,
             people[booking.delegate_id],
             questions,
+            telegram=telegram,
         )
         context["campaign"] = True
         chosen[person_id] = Recipient(
@@ -278,7 +285,13 @@ def _remind(
 
 
 def _places(
-    session: Session, scope: Scope, *, now: datetime, contact: str | None, links: bool
+    session: Session,
+    scope: Scope,
+    *,
+    now: datetime,
+    contact: str | None,
+    links: bool,
+    telegram: bool,
 ) -> Audience:
     assert scope.session is not None
     found = session.exec(
@@ -336,7 +349,7 @@ def _places(
     for person in session.exec(query):
         context = dict(base)
         if links:
-            context["links"] = person_links(person)
+            context["links"] = person_links(person, telegram)
         recipients.append(Recipient(person, context))
     return Audience(recipients, free_places=free)
 
@@ -448,6 +461,7 @@ def _refresher(
     zone: ZoneInfo,
     contact: str | None,
     links: bool,
+    telegram: bool,
 ) -> Audience:
     due = due_refreshers(
         session,
@@ -467,7 +481,7 @@ def _refresher(
         person = people[person_id]
         context = refresher_context(items, contact)
         if links:
-            context["links"] = person_links(person)
+            context["links"] = person_links(person, telegram)
         recipients.append(Recipient(person, context))
     return Audience(sorted(recipients, key=_by_name))
 
@@ -609,6 +623,7 @@ def _plan(
     contact: str | None,
     definitions_dir: Path | None,
     links: bool,
+    telegram: bool,
 ) -> _Plan:
     parsed = scope if isinstance(scope, Scope) else Scope.parse(kind, scope)
     if kind not in KINDS:
@@ -616,13 +631,27 @@ def _plan(
     send_at = next_send_time(now, policy, zone)
     if kind == "remind":
         audience = _remind(
-            session, parsed, send_at=send_at, zone=zone, questions=FirstQuestions(definitions_dir)
+            session,
+            parsed,
+            send_at=send_at,
+            zone=zone,
+            questions=FirstQuestions(definitions_dir),
+            telegram=telegram,
         )
     elif kind == "places":
-        audience = _places(session, parsed, now=now, contact=contact, links=links)
+        audience = _places(
+            session, parsed, now=now, contact=contact, links=links, telegram=telegram
+        )
     else:
         audience = _refresher(
-            session, parsed, now=now, policy=policy, zone=zone, contact=contact, links=links
+            session,
+            parsed,
+            now=now,
+            policy=policy,
+            zone=zone,
+            contact=contact,
+            links=links,
+            telegram=telegram,
         )
     key = scope_key(kind, parsed)
     plan = _Plan(kind, parsed, key, send_at, audience)
@@ -686,8 +715,13 @@ def preview(
     contact: str | None = None,
     definitions_dir: Path | None = None,
     first: int = FIRST_NAMES,
+    telegram: bool = True,
 ) -> CampaignPreview:
-    """Who a campaign would message now, by channel, and who it would skip; writes nothing."""
+    """Who a campaign would message now, by channel, and who it would skip; writes nothing.
+
+    ``telegram`` says whether Evalbot has a Telegram bot, as for ``schedules.planning``: without
+    one, messages carry no link to connect Telegram.
+    """
     plan = _plan(
         session,
         kind,
@@ -698,6 +732,7 @@ def preview(
         contact=contact,
         definitions_dir=definitions_dir,
         links=False,
+        telegram=telegram,
     )
     counts = _counts(plan)
     return CampaignPreview(
@@ -727,12 +762,13 @@ def run(
     contact: str | None = None,
     definitions_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    telegram: bool = True,
 ) -> Campaign:
     """Queue the campaign's messages and record it; the caller commits.
 
     ``secret`` records the hashes of the personal links the messages carry (survey links are
     usually recorded already, when the invitation was queued). ``progress`` is called with 1
-    after each message is queued.
+    after each message is queued. ``telegram``: whether there is a Telegram bot to link to.
     """
     plan = _plan(
         session,
@@ -744,6 +780,7 @@ def run(
         contact=contact,
         definitions_dir=definitions_dir,
         links=secret is not None,
+        telegram=telegram,
     )
     campaign = Campaign(
         kind=plan.kind,

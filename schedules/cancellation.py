@@ -24,7 +24,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from schedules.calendar import cancellation_cutoff
-from schedules.planning import charge_pence, session_context, withdraw_invitations
+from schedules.planning import (
+    charge_pence,
+    offer_telegram,
+    session_context,
+    withdraw_invitations,
+)
 from schedules.policy import Policy
 from surveys import audit, outbox, tokens
 from surveys.models import (
@@ -466,7 +471,10 @@ def _late_notices(
         "cutoff_text": terms.cutoff_text,
         "agency_name": _agency_name(session, found.delegate),
         "cancel_reason": booking.cancel_reason,
-        "links": {"nominate": [LinkPurpose.NOMINATE.value, booking_subject(booking)]},
+        "links": {
+            "nominate": [LinkPurpose.NOMINATE.value, booking_subject(booking)],
+            **offer_telegram(session, secret, found.manager),
+        },
     }
     if outbox.enqueue(
         session,

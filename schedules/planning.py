@@ -162,6 +162,11 @@ class BookingFacts(Protocol):
     def ref(self) -> str: ...
 
 
+class MarkedBookingFacts(BookingFacts, Protocol):
+    @property
+    def status(self) -> str: ...
+
+
 class InvitationFacts(Protocol):
     @property
     def id(self) -> int | None: ...
@@ -217,6 +222,16 @@ def person_links(person: PersonFacts, telegram: bool = True) -> dict[str, list[s
         return {}
     subject = f"person:{person.id}:{person.telegram_link_generation}"
     return {"telegram": [LinkPurpose.TELEGRAM.value, subject]}
+
+
+def offer_telegram(session: Session, secret: bytes, person: Person) -> dict[str, list[str]]:
+    """The Telegram deep link for a notice to someone who has not linked a chat, its hash
+    recorded. It is queued whether or not there is a bot: without one, the message is rendered
+    without it (``bot.links``)."""
+    links = person_links(person)
+    for purpose, subject in links.values():
+        tokens.issue(session, secret, LinkPurpose(purpose), subject=subject, person_id=person.id)
+    return links
 
 
 def link_fields(
@@ -297,7 +312,7 @@ class FirstQuestions:
 
 def survey_context(
     invitation: InvitationFacts,
-    booking: BookingFacts,
+    booking: MarkedBookingFacts,
     course_session: SessionFacts,
     course: CourseFacts,
     recipient: PersonFacts,
@@ -316,6 +331,9 @@ def survey_context(
     return {
         **session_context(course_session, course),
         "booking_ref": booking.ref,
+        # The register's mark when the message is made ("attended", "partly attended", or
+        # "booked" while unmarked): a partly attended delegate earns no certificate.
+        "attendance": str(booking.status),
         "stage": str(invitation.stage),
         "opens_at": invitation.opens_at.isoformat(),
         "closes_at": invitation.closes_at.isoformat(),

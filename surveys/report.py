@@ -18,17 +18,21 @@ Definitions (the report repeats them where it shows each figure):
   above zero. Answers count whether or not the survey was finished.
 
 Every function here runs aggregate queries (GROUP BY, CASE) and returns their rows; Python only
-arranges them.
+arranges them. Two things are done to the results in Python, neither a figure: the free-text
+examples have the names in them taken out (``NameScrubber``), and the anonymous edition leaves
+out the figures that rest on too few people (``suppress_small_groups``).
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -205,6 +209,7 @@ class SatisfactionRow:
     mean: float | None
     satisfied: int  # 4 or 5 on a 1-5 scale
     satisfied_share: float | None
+    suppressed: bool = False  # from too few people for the anonymous edition: no figures
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ class ChangeRow:
     mean_change: float | None
     improved: int
     improved_share: float | None
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ class AppliedRow:
     answers: int
     applied: int
     share: float | None
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,7 @@ class BarrierRow:
     label: str
     count: int
     share: float | None  # of the people who answered the question
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,7 @@ class Overview:
 class ExampleRow:
     course: str
     text: str
+    course_examples: int = 0  # how many examples its course has in the quarter
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,7 @@ class ManagerRow:
     answers: int
     yes_no: bool
     mean: float | None  # for a yes/no item: the share answering yes
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,6 +301,8 @@ class QuarterlyReport:
     example_count: int
     manager: list[ManagerRow]
     issues: list[IssueRow] = field(default_factory=list)
+    # Set by ``suppress_small_groups``: figures from fewer people than this are left out.
+    smallest_group: int | None = None
 
 
 # Building blocks -------------------------------------------------------------------------------
@@ -889,12 +901,118 @@ def _example_condition(quarter: Quarter, zone: ZoneInfo) -> tuple[FromClause, Co
     )
 
 
+# Names in free text --------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# UK numbers as people write them: 020 7946 0000, 07700 900123, +44 7700 900123.
+_PHONE = re.compile(r"(?<![\w+])(?:\+44\s?\(?0?\)?\s?|0)\d(?:[\s-]?\d){8,9}(?!\w)")
+NAME_MARK = "[name]"
+# Capitalised words that are names as often as not, kept because an example uses them for time.
+_TIME_WORDS = {
+    *(m.casefold() for m in MONTHS),
+    *(d.casefold() for d in calendar.day_name),
+}
+
+
+def _words(text: str) -> list[str]:
+    return [word.casefold() for word in _WORD.findall(text)]
+
+
+def _possessive(word: str) -> str | None:
+    """``alice's`` to ``alice``; None when the word is not possessive."""
+    return word[:-2] if len(word) > 3 and word[-2:] in ("'s", "’s") else None
+
+
+class NameScrubber:
+    """Takes the names of the people Evalbot knows, email addresses and phone numbers out of
+    free text, each replaced by a mark such as ``[name]``.
+
+    A person's name matches whole, or as first and last name, in any case; a single word
+    matches when it is capitalised and is the first or last name of anyone known (so "Alice"
+    alone goes too), unless it is a word of a course title, an agency's name or a month or
+    day. Names Evalbot cannot know, such as a child's, are left: whoever shares an example
+    further still reads it first.
+    """
+
+    def __init__(self, names: Iterable[str], keep: Iterable[str] = ()):
+        self.phrases: set[tuple[str, ...]] = set()
+        self.single: set[str] = set()
+        for name in names:
+            words = _words(name)
+            if not words:
+                continue
+            self.phrases.add(tuple(words))
+            if len(words) > 1:
+                self.phrases.update({(words[0], words[1]), (words[0], words[-1])})
+            self.single.update(word for word in words if len(word) > 1)
+        kept = {word for text in keep for word in _words(text)} | _TIME_WORDS
+        self.single -= kept
+        self.longest = max((len(phrase) for phrase in self.phrases), default=0)
+
+    def __call__(self, text: str) -> str:
+        text = _EMAIL.sub("[email]", text)
+        text = _PHONE.sub("[phone]", text)
+        if not self.phrases:
+            return text
+        found = list(_WORD.finditer(text))
+        out: list[str] = []
+        copied = 0  # how much of the text is in out
+        i = 0
+        while i < len(found):
+            span, possessive = self._match(text, found, i)
+            if span:
+                first, last = found[i], found[i + span - 1]
+                out.append(text[copied : first.start()] + NAME_MARK)
+                out.append(last[0][-2:] if possessive else "")
+                copied = last.end()
+                i += span
+            else:
+                i += 1
+        out.append(text[copied:])
+        return "".join(out)
+
+    def _match(self, text: str, found: list[re.Match[str]], start: int) -> tuple[int, bool]:
+        """How many words from ``start`` make a name (0: none), and whether it ends in 's."""
+        for span in range(min(self.longest, len(found) - start), 1, -1):
+            window = found[start : start + span]
+            if any(text[a.end() : b.start()].strip() for a, b in pairwise(window)):
+                continue  # only spaces may come between the words of a name
+            words = tuple(m[0].casefold() for m in window)
+            if words in self.phrases:
+                return span, False
+            ending = _possessive(words[-1])
+            if ending and (*words[:-1], ending) in self.phrases:
+                return span, True
+        word = found[start][0]
+        if not word[:1].isupper():
+            return 0, False
+        folded = word.casefold()
+        if (folded,) in self.phrases or folded in self.single:
+            return 1, False
+        ending = _possessive(folded)
+        if ending and ((ending,) in self.phrases or ending in self.single):
+            return 1, True
+        return 0, False
+
+
+def name_scrubber(connection: Connection) -> NameScrubber:
+    """A scrubber for the names of everyone in the database."""
+    names = connection.execute(select(PERSON.c.name).distinct()).scalars()
+    keep = [
+        *connection.execute(select(COURSE.c.title)).scalars(),
+        *connection.execute(select(AGENCY.c.name)).scalars(),
+        *(sector or "" for sector in connection.execute(select(AGENCY.c.sector)).scalars()),
+    ]
+    return NameScrubber((name for name in names if name), keep)
+
+
 def examples(
     connection: Connection, quarter: Quarter, zone: ZoneInfo, *, per_course: int
 ) -> tuple[list[ExampleRow], int]:
     """The fullest ``per_course`` examples of each course, and how many there are in all.
 
-    Only the course and the text: never who wrote it.
+    Only the course and the text, with the names in it taken out: never who wrote it.
     """
     joined, where = _example_condition(quarter, zone)
     rank = (
@@ -911,32 +1029,60 @@ def examples(
             func.trim(ANSWER.c.value_text).label("text"),
             rank,
             func.count().over().label("total"),
+            func.count().over(partition_by=COURSE.c.id).label("course_examples"),
         )
         .select_from(joined)
         .where(where)
         .subquery()
     )
     query = (
-        select(ranked.c.title, ranked.c.text, ranked.c.total)
+        select(ranked.c.title, ranked.c.text, ranked.c.total, ranked.c.course_examples)
         .where(ranked.c.rank <= per_course)
         .order_by(ranked.c.title, ranked.c.rank)
     )
     rows = connection.execute(query).all()
-    total = rows[0].total if rows else 0
-    return [ExampleRow(row.title, row.text) for row in rows], int(total)
+    if not rows:
+        return [], 0
+    scrub = name_scrubber(connection)
+    found = [ExampleRow(row.title, scrub(row.text), row.course_examples) for row in rows]
+    return found, int(rows[0].total)
 
 
-def all_examples(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> Iterator[ExampleRow]:
-    """Every example of the quarter, by course, streamed."""
+def all_examples(
+    connection: Connection, quarter: Quarter, zone: ZoneInfo, *, smallest: int | None = None
+) -> Iterator[ExampleRow]:
+    """Every example of the quarter, by course, streamed, with the names in it taken out.
+
+    With ``smallest`` (the anonymous edition), the examples of a course that has fewer than
+    that many come last, under ``OTHER_COURSES`` rather than their course's title.
+    """
+    scrub = name_scrubber(connection)
     joined, where = _example_condition(quarter, zone)
+    per_course = func.count().over(partition_by=COURSE.c.id)
+    hidden = literal(False) if smallest is None else per_course < smallest
     query = (
-        select(COURSE.c.title, func.trim(ANSWER.c.value_text).label("text"))
+        select(
+            COURSE.c.title,
+            func.trim(ANSWER.c.value_text).label("text"),
+            per_course.label("course_examples"),
+        )
         .select_from(joined)
         .where(where)
-        .order_by(COURSE.c.title, ANSWER.c.answered_at, ANSWER.c.id)
+        .order_by(hidden, COURSE.c.title, ANSWER.c.answered_at, ANSWER.c.id)
     )
     for row in connection.execution_options(yield_per=2000).execute(query):
-        yield ExampleRow(row.title, row.text)
+        example = ExampleRow(row.title, scrub(row.text), row.course_examples)
+        yield example if smallest is None else _other_course(example, smallest)
+
+
+OTHER_COURSES = "Other courses"
+
+
+def _other_course(example: ExampleRow, smallest: int) -> ExampleRow:
+    """An example under ``OTHER_COURSES`` when its course has too few to name it."""
+    if example.course_examples >= smallest:
+        return example
+    return dataclasses.replace(example, course=OTHER_COURSES)
 
 
 def manager(
@@ -1180,6 +1326,132 @@ def quarterly_report(
     )
     report.issues = issues(report, now=now)
     return report
+
+
+# The anonymous edition -------------------------------------------------------------------------
+
+SMALLEST_GROUP = 5
+
+
+def suppress_small_groups(
+    report: QuarterlyReport, smallest: int = SMALLEST_GROUP
+) -> QuarterlyReport:
+    """The report with every survey figure that rests on fewer than ``smallest`` people left out.
+
+    Someone who knows who was on a course (its trainer, a manager, a colleague) could read one
+    person's own answers off a rating, a change or a yes given by one or two people. So in the
+    anonymous edition a row of satisfaction, change, applying the learning or the managers' view
+    from fewer people keeps its name but loses every figure (counts become 0, means None) and is
+    marked ``suppressed``; the barriers go when fewer than ``smallest`` answered the question.
+    The examples of a course with fewer than ``smallest`` of them are shown under "Other
+    courses", so that a quotation cannot be traced through its course to the few who wrote.
+    Attendance and response rates count bookings and surveys, not opinions, and stay. An "All
+    courses" row goes too when the courses left out of it rest on between 1 and ``smallest - 1``
+    people: otherwise subtracting the courses shown from it would give their figures back.
+
+    The people behind a change row are not counted by the query (that would take a second
+    pass over every pair): each person gives at most one pair per learning outcome, so the
+    largest per-outcome number of pairs is a floor on how many people a row rests on.
+    """
+    copy = dataclasses.replace(report, smallest_group=smallest)
+
+    def too_few(people: int, total: bool, hidden: int) -> bool:
+        """Whether a row from ``people`` goes; a total also when what it hides is small."""
+        return people < smallest or (total and 0 < hidden < smallest)
+
+    hidden = _hidden(report.satisfaction, lambda r: (r.item,), lambda r: r.answers, smallest)
+    copy.satisfaction = [
+        dataclasses.replace(
+            row, answers=0, mean=None, satisfied=0, satisfied_share=None, suppressed=True
+        )
+        if too_few(row.answers, row.course == "All courses", hidden.get((row.item,), 0))
+        else row
+        for row in report.satisfaction
+    ]
+    floor: dict[tuple[str, str, str], int] = {}
+    for row in report.change_by_outcome:
+        key = (row.course, row.transition, row.measure)
+        floor[key] = max(floor.get(key, 0), row.pairs)
+    for row in report.change:
+        if row.course == "All courses":  # every course's people, from distinct bookings
+            floor[(row.course, row.transition, row.measure)] = sum(
+                people
+                for (course, transition, measure), people in floor.items()
+                if course != "All courses"
+                and (transition, measure) == (row.transition, row.measure)
+            )
+    hidden_pairs = _hidden(
+        report.change,
+        lambda r: (r.transition, r.measure),
+        lambda r: floor.get((r.course, r.transition, r.measure), 0),
+        smallest,
+    )
+
+    def hide(row: ChangeRow) -> ChangeRow:
+        return dataclasses.replace(
+            row,
+            pairs=0,
+            mean_before=None,
+            mean_after=None,
+            mean_change=None,
+            improved=0,
+            improved_share=None,
+            suppressed=True,
+        )
+
+    copy.change = [
+        hide(row)
+        if too_few(
+            floor.get((row.course, row.transition, row.measure), 0),
+            row.course == "All courses",
+            hidden_pairs.get((row.transition, row.measure), 0),
+        )
+        else row
+        for row in report.change
+    ]
+    copy.change_by_outcome = [
+        hide(row) if row.pairs < smallest else row for row in report.change_by_outcome
+    ]
+    hidden = _hidden(report.applied, lambda r: (), lambda r: r.answers, smallest)
+    copy.applied = [
+        dataclasses.replace(row, answers=0, applied=0, share=None, suppressed=True)
+        if too_few(row.answers, row.course == "All courses", hidden.get((), 0))
+        else row
+        for row in report.applied
+    ]
+    if report.barrier_respondents < smallest:
+        copy.barriers = [
+            dataclasses.replace(row, count=0, share=None, suppressed=True)
+            for row in report.barriers
+        ]
+        copy.barrier_respondents = 0
+    copy.manager = [
+        dataclasses.replace(row, answers=0, mean=None, suppressed=True)
+        if row.answers < smallest
+        else row
+        for row in report.manager
+    ]
+    # Other courses last, after the courses named (a stable sort keeps each one's order).
+    copy.examples = sorted(
+        (_other_course(example, smallest) for example in report.examples),
+        key=lambda example: example.course == OTHER_COURSES,
+    )
+    return copy
+
+
+def _hidden(
+    rows: Sequence[Any],
+    group: Callable[[Any], tuple[str, ...]],
+    people: Callable[[Any], int],
+    smallest: int,
+) -> dict[tuple[str, ...], int]:
+    """For each group of rows (an item, a transition and measure), how many people the course
+    rows left out rest on: what an "All courses" row would give away."""
+    found: dict[tuple[str, ...], int] = {}
+    for row in rows:
+        if row.course != "All courses" and people(row) < smallest:
+            found[group(row)] = found.get(group(row), 0) + people(row)
+    return found
 
 
 # The answers export ----------------------------------------------------------------------------

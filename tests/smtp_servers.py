@@ -72,6 +72,7 @@ class Recorder:
         self.connections = 0
         self.release = threading.Event()  # lets a stalled DATA go (set on stop)
         self.data_started = threading.Event()
+        self.message_arrived = threading.Event()  # set once a message has been received
 
     def _fault(self, stage: str) -> str | None:
         faults = self.behaviour.faults
@@ -122,6 +123,7 @@ class Recorder:
             return fault
         data = bytes(envelope.original_content or b"")
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        self.message_arrived.set()
         return f"250 2.0.0 Ok: queued as Q{len(self.received)}"
 
 

@@ -218,6 +218,7 @@ def test_no_show_notices_reach_delegate_and_manager_in_the_sending_window(
     assert manager.subject.startswith("Chloé O'Brien <Health & Care> did not attend")
     assert "a charge of £75 (full day) applies" in manager.text
     assert "/reason/" not in manager.text, "the reason link is the delegate's own"
+    assert "Telegram" not in manager.text, "no bot is configured, so no Telegram link"
     assert "&lt;Health &amp; Care&gt;" in manager.html and "<Health" not in manager.html
     assert reason
 
@@ -297,8 +298,10 @@ def test_a_mark_changed_after_the_notice_went_out_is_corrected(
     assert len(mails) == 2
     delegate = to(mails, "chloe.obrien")[0]
     assert delegate.subject.startswith("Correction: you were not a no-show at Working Together")
-    assert "now records you as attended" in delegate.text
-    assert "The charge of £75 no longer applies." in delegate.text
+    assert (
+        "now records you as attended.\n\nThe charge of £75 no longer applies."
+        in delegate.text.replace("\r\n", "\n")
+    )
     manager = to(mails, "dev.patel")[0]
     assert "Chloé O'Brien <Health & Care> (booking BK-1002) did not attend" in manager.text
     assert "now records them as attended" in manager.text
@@ -545,6 +548,55 @@ def test_cli_records_prior_notice_and_corrects_after_closing(cli, session, charg
     )
     assert notice.exit_code == 0, notice.output
     assert "no-show (reason: Phoned in sick at 08:50)" in notice.output
+
+
+def test_prior_notice_recorded_after_the_notice_went_out_is_corrected(
+    cli, session, engine, charged, policy
+):
+    close = [
+        "attendance", "WT-2026-03-16", "--attended", "BK-1001", "--no-show", "BK-1002",
+        "--close", "--now", "2026-03-16T16:45",
+    ]  # fmt: skip
+    assert cli.invoke(cli_app, close).exit_code == 0
+    assert notify(session, charged, policy, now=utc("2026-03-16 16:50")) == 1
+    mailbox = Mailbox(engine, charged)
+    assert len(mailbox.deliver(utc("2026-03-16 16:50"))) == 2
+
+    # The next morning the training team finds Chloé's voicemail from before the course.
+    change = cli.invoke(
+        cli_app,
+        [
+            "attendance",
+            "WT-2026-03-16",
+            "--notice",
+            "BK-1002=Phoned in sick at 08:50",
+            "--now",
+            "2026-03-17T09:00",
+        ],
+    )
+    assert change.exit_code == 0, change.output
+    assert "no-show (reason: Phoned in sick at 08:50)" in change.output
+    assert "2 correction(s) queued" in change.output
+    mails = mailbox.deliver(utc("2026-03-17 09:00"))
+    assert len(mails) == 2
+    delegate = to(mails, "chloe.obrien")[0]
+    assert delegate.subject.startswith("Correction: ")
+    assert "you told us before the course that you could not come" in delegate.text
+    assert "The charge of £75 no longer applies." in delegate.text
+    manager = to(mails, "dev.patel")[0]
+    assert "they told us before the course that they could not come" in manager.text
+    session.expire_all()
+    chloe = session.exec(select(Booking).where(Booking.ref == "BK-1002")).one()
+    assert chloe.status == BookingStatus.NO_SHOW and chloe.charge_pence is None
+    # A no-show with notice gets no notice: nothing more, however many ticks follow.
+    assert notify(session, charged, policy, now=utc("2026-03-17 09:01")) == 0
+    assert mailbox.deliver(utc("2026-03-17 10:00")) == []
+    session.expire_all()
+    assert session.get(Booking, chloe.id).charge_pence is None
+    from tests.test_cancellation import telegram_texts
+
+    correction = telegram_texts(session, charged)["no-show-correction"]
+    assert "as having told us before the course that they could not come" in correction
 
 
 def test_cli_imports_a_register_file(cli, session, tmp_path):

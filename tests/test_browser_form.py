@@ -7,6 +7,10 @@ keys, Enter and typing, finishes, and finds the answers in the database.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import html
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,7 +20,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from bot.cli import app as cli
 from bot.settings import load_settings
 from bot.web.app import create_app
 from surveys import tokens
@@ -41,14 +47,14 @@ def served(database_url: str, engine, tmp_path: Path) -> Iterator[tuple[str, obj
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     settings = load_settings(database_url=database_url, public_url=base, mail_dir=tmp_path / "mail")
     app = create_app(settings, engine)
-    app.state.clock = lambda: NOW
+    app.state.clock = lambda: NOW  # a test may move it: served[2].state.clock = ...
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        yield base, settings
+        yield base, settings, app
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -91,10 +97,18 @@ def continue_with_enter(page) -> None:
         page.keyboard.press("Enter")
 
 
+def launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
 def test_a_delegate_answers_the_impact_survey_by_keyboard_on_a_phone(
     served, session: Session, world
 ):
-    base, settings = served
+    base, settings, _app = served
     people = world.standard()
     booking = people["chloe_booking"]
     invitation = SurveyInvitation(
@@ -120,11 +134,7 @@ def test_a_delegate_answers_the_impact_survey_by_keyboard_on_a_phone(
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(
                 viewport={"width": 360, "height": 640}, java_script_enabled=False
@@ -203,3 +213,97 @@ def test_a_delegate_answers_the_impact_survey_by_keyboard_on_a_phone(
     assert all(a.channel == "web" for a in rows.values())
     finished = session.get(SurveyInvitation, invitation.id)
     assert finished.status == InvitationStatus.FINISHED and finished.finished_at == NOW
+
+
+def test_the_pre_course_survey_from_the_email_evalbot_sent(
+    served, session: Session, world, database_url: str, tmp_path: Path, monkeypatch
+):
+    """The real path: the tick plans and sends the invitation; its email's "4" opens the form."""
+    base, _settings, app = served
+    people = world.standard()
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", database_url)
+    monkeypatch.setenv("EVALBOT_PUBLIC_URL", base)
+    monkeypatch.setenv("EVALBOT_MAIL_DIR", str(tmp_path / "sent"))
+    ticked = CliRunner().invoke(cli, ["tick", "--now", "2026-03-10T10:00"])
+    assert ticked.exit_code == 0, ticked.output
+    mails = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted((tmp_path / "sent").glob("*.eml"))
+    ]
+    invitation_mail = next(
+        m for m in mails if m["Subject"].startswith("Before ") and "chloe" in m["To"]
+    )
+    body = invitation_mail.get_body(("html",)).get_content()
+    options = dict(
+        (html.unescape(label), html.unescape(href))
+        for href, label in re.findall(r'<a href="([^"]+\?q=[^"]+)"[^>]*>([^<]+)</a>', body)
+    )
+    assert list(options) == ["1 – Very little", "2", "3", "4", "5 – Very well"]
+    app.state.clock = lambda: utc("2026-03-10 18:30")  # she opens it that evening
+    invitation = session.exec(
+        select(SurveyInvitation).where(
+            SurveyInvitation.person_id == people["chloe"].id, SurveyInvitation.stage == Stage.PRE
+        )
+    ).one()
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(
+                viewport={"width": 320, "height": 568}, java_script_enabled=False
+            )
+            page.goto(options["4"])
+            assert page.locator(".context strong").inner_text() == (
+                "Working Together to Safeguard Children"
+            )
+            assert "Monday 16 March 2026" in page.locator(".context").inner_text()
+            assert page.get_by_text("Question 1 of 7").is_visible()
+            group = page.get_by_role(
+                "group",
+                name="Before the course, how would you rate your knowledge of how to "
+                "recognise the signs of neglect?",
+            )
+            assert group.get_by_role("radio", name="4").is_checked()
+            session.expire_all()
+            assert session.exec(select(Answer)).all() == [], "opening the link saved something"
+            tab_to(page, "input:radio:4")
+            continue_with_enter(page)
+            for value in (2, 3, 4, 4, 5):
+                choose_on_scale(page, value)
+            assert page.get_by_role("textbox").get_attribute("aria-describedby") == (
+                "answer-hint answer-limit"
+            )
+            tab_to(page, "textarea")
+            page.keyboard.type("Work with O'Brien <Health & Care> on referrals")
+            continue_with_enter(page)
+
+            # Change one answer from the last look, by keyboard, and come back to it.
+            assert page.locator("h1").inner_text() == "Check your answers"
+            tab_to(page, "a:Change your answer to: How confident are you now that you can make")
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert page.get_by_role("radio", name="5 – Very confident").is_checked()
+            tab_to(page, "input:radio:5")
+            page.keyboard.press("ArrowUp")
+            continue_with_enter(page)
+            assert page.locator("h1").inner_text() == "Check your answers"
+            tab_to(page, "button:submit:Finish the survey")
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert page.locator("h1").inner_text() == "Thank you: your answers have been sent"
+            assert page.get_by_text("We will ask you the same questions").is_visible()
+        finally:
+            browser.close()
+
+    session.expire_all()
+    rows = {
+        a.question_key: a
+        for a in session.exec(select(Answer).where(Answer.invitation_id == invitation.id))
+    }
+    assert [rows[f"knowledge.{n}"].value_num for n in range(3)] == [4.0, 2.0, 3.0]
+    assert [rows[f"confidence.{n}"].value_num for n in range(3)] == [4.0, 4.0, 4.0]
+    assert rows["expectations"].value_text == "Work with O'Brien <Health & Care> on referrals"
+    session.refresh(invitation)
+    assert invitation.status == InvitationStatus.FINISHED

@@ -40,6 +40,8 @@ from surveys.models import (
     CourseSession,
     Deliverability,
     InvitationStatus,
+    Link,
+    LinkPurpose,
     MessageKind,
     OutboxMessage,
     OutboxState,
@@ -48,6 +50,7 @@ from surveys.models import (
     Stage,
     SurveyInvitation,
 )
+from surveys.tokens import token_hash
 from tests.conftest import World, utc
 
 NOW = utc("2026-03-03 10:00")
@@ -486,3 +489,88 @@ def test_places_and_refresher_from_the_command_line(
     assert "Recorded as campaign 1: 2 messages queued." in run.output
     campaign = session.exec(select(Campaign)).one()
     assert campaign.kind == "refresher" and campaign.counts["opted_out"] == 1
+
+
+# The link to connect Telegram ---------------------------------------------------------------------
+
+
+def test_without_a_bot_campaign_messages_offer_no_telegram_link(
+    session: Session, p: Partnership, refreshers: dict[str, Person], cli: CliRunner, tmp_path: Path
+) -> None:
+    # No EVALBOT_TELEGRAM_TOKEN: the emails must not point anywhere to connect Telegram.
+    for command in (["remind", "--stage", "end"], ["places", "--session", "WT-2026-03-20"],
+                    ["refresher"]):  # fmt: skip
+        result = cli.invoke(app, ["campaign", *command, "--now", NOW_TEXT, "--yes"])
+        assert result.exit_code == 0, result.output
+    mails = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in (tmp_path / "mail").glob("*.eml")
+    ]
+    # Reminder: Alice by email; places: Bob, Dev, Hana and Jo; refresher: Hana and Jo.
+    assert len(mails) == 7
+    for message in mails:
+        body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Telegram" not in body and "t.me/" not in body
+    assert not session.exec(select(Link).where(Link.purpose == LinkPurpose.TELEGRAM)).all()
+
+
+def test_with_a_bot_campaign_emails_carry_a_working_telegram_link(
+    session: Session, p: Partnership, refreshers: dict[str, Person], settings: Settings
+) -> None:
+    with_bot = settings.model_copy(update={"telegram_bot_username": "partnership_bot"})
+    for kind, scope in (("places", {"session": "WT-2026-03-20"}), ("refresher", {})):
+        campaigns.run(session, kind, scope, now=NOW, actor="cli:test", secret=settings.secret)
+    session.commit()
+    hana = refreshers["hana"]
+    rows = session.exec(
+        select(OutboxMessage).where(OutboxMessage.person_id == hana.id).order_by(OutboxMessage.id)
+    ).all()
+    assert [row.template for row in rows] == ["campaign-places", "refresher-due"]
+    for row in rows:
+        mail = render(with_bot, row, channel=Channel.EMAIL, recipient=row.recipient,
+                      recipient_name=hana.name, now=NOW)  # fmt: skip
+        found = re.search(r"https://t\.me/partnership_bot\?start=(\S+)", mail.text)
+        assert found, mail.text
+        assert 'href="https://t.me/partnership_bot?start=' in mail.html
+        # The token was recorded for Hana, so following it connects her chat.
+        link = session.exec(select(Link).where(Link.token_hash == token_hash(found[1]))).one()
+        assert (link.purpose, link.person_id) == (LinkPurpose.TELEGRAM, hana.id)
+    # Fay already has a chat: nothing to connect.
+    fay_row = session.exec(select(OutboxMessage).where(OutboxMessage.person_id == p.fay.id)).one()
+    assert "telegram" not in fay_row.context.get("links", {})
+
+
+def test_someone_who_opts_out_before_the_message_goes_is_not_sent_it(
+    session: Session, p: Partnership, cli: CliRunner, tmp_path: Path
+) -> None:
+    # Queued on Saturday, to go on Monday at 08:00; on Sunday Alice unsubscribes from email.
+    queued = cli.invoke(
+        app, ["campaign", "remind", "--stage", "end", "--now", "2026-03-07T11:00", "--yes"]
+    )
+    assert queued.exit_code == 0, queued.output
+    alice = session.get(Person, p.alice.id)
+    assert alice is not None
+    alice.email_opt_out = True
+    session.commit()
+    monday = cli.invoke(app, ["tick", "--now", "2026-03-09T08:05"])
+    assert monday.exit_code == 0, monday.output
+    row = session.exec(
+        select(OutboxMessage).where(
+            OutboxMessage.person_id == p.alice.id, OutboxMessage.kind == MessageKind.CAMPAIGN
+        )
+    ).one()
+    session.refresh(row)
+    assert row.state == OutboxState.WITHDRAWN and "opted out" in (row.last_error or "")
+    to_alice = [
+        message["Subject"]
+        for message in (
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in (tmp_path / "mail").glob("*.eml")
+        )
+        if "alice@riverside.example" in message["To"]
+    ]
+    # The tick planned and sent her other messages (a booking's confirmation): not the reminder.
+    assert not [subject for subject in to_alice if "Reminder" in subject], to_alice
+    listed = cli.invoke(app, ["campaign", "list"])
+    line = next(line for line in listed.output.splitlines() if line.strip().startswith("1 "))
+    assert re.search(r"remind\s+2\s+0\s+", line), line  # queued 2, delivered 0

@@ -535,7 +535,7 @@ def test_cancel_page_shows_the_policy_and_cancels_only_on_post(people, session, 
     assert "Working Together to Safeguard Children" in page.text
     assert "Monday 16 March 2026" in page.text and "09:30 to 16:30" in page.text
     assert "until 2 working days before the course" in page.text
-    assert "until Friday 13 March 2026 at 00:00" in page.text
+    assert "(that is, until the end of Thursday 12 March 2026)" in page.text
     assert "your agency is charged £75" in page.text
     assert "You are cancelling in time" in page.text
     assert page.headers["cache-control"] == "no-store"

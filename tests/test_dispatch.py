@@ -34,6 +34,7 @@ from surveys.models import (
 )
 from surveys.outbox import enqueue
 from tests.conftest import World, utc
+from tests.fake_telegram import FakeTelegram as FakeBotApi
 from tests.smtp_servers import SmtpServer, running
 
 NOW = utc("2026-03-02 09:00")
@@ -212,38 +213,57 @@ async def test_backoff_doubles_and_the_row_dies_after_the_limit(
 
 
 async def test_a_refused_address_falls_back_to_a_linked_telegram_chat(
-    engine: Engine, session: Session, settings: Settings, smtp: SmtpServer, people: dict[str, Any]
+    engine: Engine,
+    database_url: str,
+    session: Session,
+    smtp: SmtpServer,
+    people: dict[str, Any],
 ) -> None:
+    """The real Telegram channel, through python-telegram-bot to the fake Bot API."""
     alice = people["alice"]
     alice.telegram_chat_id = 5550101
     session.add(alice)
     session.commit()
     smtp.refuse("alice.okafor@riverside.example", "550 5.1.1 No such mailbox")
     queue(session, alice, "n1")
-    telegram = FakeTelegram()
+    with FakeBotApi() as bot_api:
+        bot_api.user(5550101, "Alice")
+        settings = make_settings(
+            database_url,
+            smtp.port,
+            telegram_token=bot_api.token,
+            telegram_api_url=bot_api.api_url,
+            telegram_bot_username=bot_api.username,
+        )
+        channels = build_channels(settings)
+        channels[Channel.EMAIL] = SmtpChannel(settings)
+        try:
+            report = await deliver_due(engine, settings, channels, now=NOW)
+            assert report.sent == 1 and report.switched == 1
+            row = rows(engine)["n1"]
+            assert row.state == OutboxState.SENT
+            assert row.channel == Channel.TELEGRAM and row.recipient == "5550101"
+            assert "550 5.1.1 No such mailbox" in (row.last_error or "")
+            [delivered] = bot_api.sent(5550101)
+            assert "Evalbot test message" in delivered.text
+            marked = person(engine, "alice.okafor@riverside.example")
+            assert marked.email_status == Deliverability.UNUSABLE
+            assert "550 5.1.1 No such mailbox" in (marked.email_status_reason or "")
+            with Session(engine) as check:
+                entry = check.exec(select(AuditEntry).where(AuditEntry.entity_id == alice.id)).one()
+            assert entry.action == "email undeliverable"
 
-    report = await dispatch(engine, settings, NOW, telegram)
-
-    assert report.sent == 1 and report.switched == 1
-    row = rows(engine)["n1"]
-    assert row.state == OutboxState.SENT
-    assert row.channel == Channel.TELEGRAM and row.recipient == "5550101"
-    assert "550 5.1.1" in (row.last_error or "") or row.server_reply == "message 1"
-    assert [m.recipient for m in telegram.sent] == ["5550101"]
-    assert "Evalbot test message" in telegram.sent[0].text
-    marked = person(engine, "alice.okafor@riverside.example")
-    assert marked.email_status == Deliverability.UNUSABLE
-    assert "550 5.1.1 No such mailbox" in (marked.email_status_reason or "")
-    with Session(engine) as check:
-        entry = check.exec(select(AuditEntry).where(AuditEntry.entity_id == alice.id)).one()
-    assert entry.action == "email undeliverable"
-
-    # A later email to Alice goes straight to Telegram: the address is not tried again.
-    queue(session, alice, "n2", channel=Channel.EMAIL)
-    await dispatch(engine, settings, NOW + timedelta(minutes=5), telegram)
-    assert rows(engine)["n2"].channel == Channel.TELEGRAM
-    assert len(telegram.sent) == 2
-    assert smtp.recorder.rcpt_attempts.count("alice.okafor@riverside.example") == 1
+            # A later email to Alice goes straight to Telegram: the address is not tried again.
+            queue(session, alice, "n2", channel=Channel.EMAIL)
+            later = NOW + timedelta(minutes=5)
+            assert (await deliver_due(engine, settings, channels, now=later)).sent == 1
+            assert rows(engine)["n2"].channel == Channel.TELEGRAM
+            assert len(bot_api.sent(5550101)) == 2
+            assert smtp.recorder.rcpt_attempts.count("alice.okafor@riverside.example") == 1
+            assert smtp.received == []
+        finally:
+            for channel in channels.values():
+                await channel.close()
 
 
 async def test_a_refused_address_without_telegram_is_dead_and_not_tried_again(
@@ -409,6 +429,52 @@ async def test_stop_finishes_the_messages_in_hand_then_returns(
     assert (report.sent, report.retrying) == (taken - 1, 1)
     assert not [r for r in found if r.state == OutboxState.CLAIMED]
     assert len(smtp.received) == taken - 1
+
+
+async def test_rows_queued_while_the_worker_waits_go_as_soon_as_it_is_woken(
+    engine: Engine, database_url: str, session: Session, smtp: SmtpServer, people: dict[str, Any]
+) -> None:
+    """A worker that found nothing due waits a poll interval (a minute here), unless the tick
+    that queued new rows wakes it, as ``evalbot run`` does."""
+    settings = make_settings(database_url, smtp.port, outbox_poll_seconds=60)
+    alice = people["alice"]
+    alice.telegram_chat_id = 5550101
+    session.add(alice)
+    session.commit()
+    arrived = asyncio.Event()
+
+    class Telegram(FakeTelegram):
+        async def send(self, message: Outgoing) -> Delivered:
+            delivered = await super().send(message)
+            arrived.set()
+            return delivered
+
+    telegram = Telegram()
+    email_channel = SmtpChannel(settings)
+    clock = [NOW]
+    dispatcher = Dispatcher(
+        engine,
+        settings,
+        {Channel.EMAIL: email_channel, Channel.TELEGRAM: telegram},
+        clock=lambda: clock[0],
+        database_thread=False,
+    )
+    queue(session, people["chloe"], "first")
+    worker = asyncio.create_task(dispatcher.run())
+    try:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, smtp.recorder.message_arrived.wait, 5)
+        assert len(smtp.received) == 1  # the queue is empty now: the worker waits
+        clock[0] = NOW + timedelta(seconds=1)
+        queue(session, alice, "later", channel=Channel.TELEGRAM, due=clock[0])
+        dispatcher.wake()
+        await asyncio.wait_for(arrived.wait(), 5)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(worker, 5)
+        await email_channel.close()
+    assert [m.recipient for m in telegram.sent] == ["5550101"]
+    assert rows(engine)["later"].state == OutboxState.SENT
 
 
 async def test_a_missing_template_kills_the_row_and_names_the_file(

@@ -102,6 +102,10 @@ def test_the_overview_counts_and_explains_what_failed(
     assert "gave up after 10 attempts; the last: 451 4.3.0 Mailbox busy" in result.output
     assert "next try 02 Mar 10:15" in result.output  # local time: GMT in March
     assert "lost the connection to relay:587" in result.output
+    # Pending messages are listed too, with when they are due.
+    pending = result.output.split("Pending (")[1].split("Failed (")[0]
+    assert "alice.okafor@riverside.example: admin-test (notice), due 02 Mar 09:00" in pending
+    assert "bob.whitfield" not in result.output  # sent: counted, not listed
     only_sent = evalbot("outbox", "--state", "sent")
     assert "bob.whitfield@riverside.example" in only_sent.output
     assert "chloe.obrien" not in only_sent.output
@@ -184,3 +188,28 @@ def test_without_a_relay_deliver_fills_the_mail_folder(
     result = evalbot("outbox", "deliver", "--until-idle")
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "outgoing").glob("*.eml"))) == 2
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_the_relay_login_can_come_from_a_password_file(
+    env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret-from-a-file\n")
+    with running(logins={"evalbot@partnership.example": "s3cret-from-a-file"}) as server:
+        use_relay(monkeypatch, server)
+        monkeypatch.setenv("EVALBOT_SMTP_USERNAME", "evalbot@partnership.example")
+        monkeypatch.setenv("EVALBOT_SMTP_PASSWORD_FILE", str(secret))
+        monkeypatch.setenv("EVALBOT_REPLY_TO", "Training Team <training-team@riverside.example>")
+        sent = evalbot("outbox", "test-email", "coordinator@partnership.example")
+        assert sent.exit_code == 0, sent.output
+        assert "Sent to coordinator@partnership.example: 250" in sent.output
+        mail = server.received[0].message
+        assert mail["Reply-To"].addresses[0].addr_spec == "training-team@riverside.example"
+
+        secret.write_text("not-the-password\n")
+        refused = evalbot("outbox", "test-email", "coordinator@partnership.example")
+        assert refused.exit_code == 1
+        assert "refused the login for 'evalbot@partnership.example'" in refused.output
+        assert "EVALBOT_SMTP_PASSWORD" in refused.output
+        assert len(server.received) == 1

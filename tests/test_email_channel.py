@@ -349,3 +349,31 @@ def test_headers_are_encoded_folded_and_cannot_be_injected() -> None:
     assert mail.get_body(("html",)).get_content().strip() == "<p>Ünïcode</p>"
     text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text == outgoing.text + "\n"  # long lines come back whole from quoted-printable
+
+
+async def test_lines_starting_with_a_dot_and_stray_line_breaks_arrive_intact(
+    smtp: SmtpServer,
+) -> None:
+    settings = smtp_settings(smtp.port)
+    text = ".\n. a line that starts with a dot\n..two\nold\rMac line\r\nWindows line\n"
+    outgoing = Outgoing(
+        outbox_id=9,
+        recipient="alice.okafor@riverside.example",
+        subject="Dots",
+        text=text,
+        html="<p>\n.</p>\n",
+        message_id="<9.abc@riverside.example>",
+    )
+    channel = SmtpChannel(settings)
+    await channel.send(outgoing)
+    await channel.send(outgoing)  # the connection is still in step after such a message
+    await channel.close()
+
+    assert len(smtp.received) == 2
+    mail = smtp.received[0].message
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == (
+        ".\n. a line that starts with a dot\n..two\nold\nMac line\nWindows line\n"
+    )
+    assert mail.get_body(("html",)).get_content().replace("\r\n", "\n") == "<p>\n.</p>\n"
+    raw = smtp.received[0].data
+    assert b"\r" not in raw.replace(b"\r\n", b"") and b"\n" not in raw.replace(b"\r\n", b"")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app
 from schedules import attendance
-from surveys.models import BookingStatus, CourseSession, Stage
+from surveys.models import Booking, BookingStatus, CourseSession, Stage
 from tests.conftest import utc
 from tests.smtp_servers import SmtpServer, running
 from tests.timeline import Timeline, at
@@ -382,3 +382,140 @@ def test_a_tick_outside_the_window_sends_nothing_that_belongs_in_it(world, engin
         (CHLOE, "survey-invitation", at("2026-03-23 08:00")),
         (TARIQ, "register-reminder", at("2026-03-23 08:00")),
     ]
+
+
+CHARGES = """
+[policy]
+charge_full_day_pence = 7500
+charge_half_day_pence = 4000
+"""
+
+
+def run(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def bodies(smtp: SmtpServer, address: str) -> list[str]:
+    """The plain-text bodies of what ``address`` received, oldest first."""
+    return [
+        item.message.get_body(("plain",)).get_content()
+        for item in smtp.received
+        if address in item.rcpt_tos
+    ]
+
+
+def test_a_late_charge_and_a_certificate_through_evalbot_tick(
+    world, engine, settings, cli_env, smtp, tmp_path
+):
+    (tmp_path / "evalbot.toml").write_text(CHARGES)
+    world.standard()
+    inbox = Inbox(smtp)
+    run_tick(cli_env, "2026-03-02T09:00")
+    run_tick(cli_env, "2026-03-09T09:30")
+    assert len(inbox.new()) == 4  # confirmations and pre-course questionnaires
+
+    # Friday 13 March, after the cut-off: Chloé cancels late; her manager is asked to nominate.
+    output = run(
+        cli_env, "cancel", "BK-1002", "--reason", "Court hearing", "--now", "2026-03-13T10:00"
+    )
+    assert "late" in output.lower()
+    run_tick(cli_env, "2026-03-13T10:01")
+    received = inbox.new()
+    assert [to for to, _ in received] == [CHLOE, DEV]
+    assert "£75" in bodies(smtp, DEV)[-1]
+
+    # Nobody takes the place: at the start the charge is recorded, once.
+    output = run_tick(cli_env, "2026-03-16T09:29")
+    assert "Late cancellations charged: 0" in output
+    output = run_tick(cli_env, "2026-03-16T09:30")
+    assert "Late cancellations charged: 1" in output
+    assert "Late cancellations charged: 0" in run_tick(cli_env, "2026-03-16T09:31")
+    with Session(engine) as session:
+        chloe = session.exec(select(Booking).where(Booking.ref == "BK-1002")).one()
+        assert chloe.charge_pence == 7500
+    # Monday's pre-course reminder goes to Alice; Chloé's was withdrawn with her booking.
+    assert inbox.new() == [(ALICE, f"Reminder: Before {COURSE}: three minutes of questions")]
+
+    # Alice attends and finishes the evaluation: the next tick sends her certificate.
+    run(
+        cli_env,
+        "attendance",
+        "WT-2026-03-16",
+        "--attended",
+        "BK-1001",
+        "--close",
+        "--now",
+        "2026-03-16T16:00",
+    )
+    run_tick(cli_env, "2026-03-16T16:30")
+    assert inbox.new() == [(ALICE, f"How was {COURSE}? Your evaluation and certificate")]
+    Timeline(engine, settings).finish("BK-1001", Stage.END, "2026-03-16 18:00")
+    output = run_tick(cli_env, "2026-03-16T18:05")  # after the window: waits for the morning
+    assert "Certificate notices: 1" in output and inbox.new() == []
+    output = run_tick(cli_env, "2026-03-17T08:00")
+    assert "certificate-ready: 1 sent" in output
+    assert inbox.new() == [(ALICE, f"Your certificate of attendance: {COURSE}")]
+    assert "http://" in bodies(smtp, ALICE)[-1] and "/certificate/" in bodies(smtp, ALICE)[-1]
+    for moment in ("2026-03-17T09:00", "2026-03-18T16:30", "2026-03-30T16:30"):
+        assert "Certificate notices: 0" in run_tick(cli_env, moment)
+    assert inbox.new() == []  # no reminder of a finished evaluation, no second certificate
+
+
+def test_a_register_corrected_after_the_no_show_notices_went_out(
+    world, engine, settings, cli_env, smtp, tmp_path
+):
+    (tmp_path / "evalbot.toml").write_text(CHARGES)
+    world.standard()
+    inbox = Inbox(smtp)
+    run_tick(cli_env, "2026-03-02T09:00")
+    run_tick(cli_env, "2026-03-09T09:30")
+    run_tick(cli_env, "2026-03-16T08:00")
+    inbox.new()
+
+    # Tariq closes the register with Chloé as a no-show; the notices go out at once.
+    run(
+        cli_env,
+        "attendance",
+        "WT-2026-03-16",
+        "--attended",
+        "BK-1001",
+        "--no-show",
+        "BK-1002",
+        "--close",
+        "--now",
+        "2026-03-16T10:00",
+    )
+    output = run_tick(cli_env, "2026-03-16T10:05")
+    assert "No-show notices: 1 bookings" in output
+    assert [to for to, _ in inbox.new()] == [CHLOE, DEV]
+    assert "£75" in bodies(smtp, CHLOE)[-1] and "£75" in bodies(smtp, DEV)[-1]
+
+    # She had signed in late at the back of the room: the register is corrected.
+    output = run(
+        cli_env, "attendance", "WT-2026-03-16", "--attended", "BK-1002", "--now", "2026-03-16T11:00"
+    )
+    assert "changed after the register closed" in output
+    assert "2 correction(s) queued" in output
+    output = run_tick(cli_env, "2026-03-16T11:05")
+    assert "no-show-correction: 2 sent" in output
+    corrections = inbox.new()
+    assert [to for to, _ in corrections] == [CHLOE, DEV]
+    assert all(subject.startswith("Correction: ") for _, subject in corrections)
+    assert "The charge of £75 no longer applies." in bodies(smtp, CHLOE)[-1]
+    with Session(engine) as session:
+        chloe = session.exec(select(Booking).where(Booking.ref == "BK-1002")).one()
+        assert chloe.status == BookingStatus.ATTENDED and chloe.charge_pence is None
+
+    # As an attendee again she gets the end-of-course evaluation, and her certificate.
+    run_tick(cli_env, "2026-03-16T16:30")
+    evaluation = f"How was {COURSE}? Your evaluation and certificate"
+    assert inbox.new() == [(ALICE, evaluation), (CHLOE, evaluation)]
+    Timeline(engine, settings).finish("BK-1002", Stage.END, "2026-03-17 09:00")
+    run_tick(cli_env, "2026-03-17T09:01")
+    assert inbox.new() == [(CHLOE, f"Your certificate of attendance: {COURSE}")]
+    # Nothing about the no-show ever again; Alice alone is reminded.
+    for moment in ("2026-03-17T12:00", "2026-03-18T16:30", "2026-03-30T16:30"):
+        run_tick(cli_env, moment)
+    assert inbox.new() == [(ALICE, f"Reminder: How was {COURSE}? Your evaluation")]

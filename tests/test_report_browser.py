@@ -19,6 +19,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 # A4 less the page's 13 mm side margins, in CSS pixels (96 per inch).
 A4_CONTENT_WIDTH = round((210 - 26) / 25.4 * 96)
 
+# How far the widest table reaches past the right edge of the page's text column.
+SPILL = """() => {
+  const main = document.querySelector("main");
+  const edge = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+  return Math.max(...[...document.querySelectorAll("table")].map(t => t.getBoundingClientRect().right - edge));
+}"""
+
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} to render the report with"
 )
@@ -58,6 +65,8 @@ def test_report_renders_in_chromium_and_fits_a4(report_folder: Path, tmp_path: P
             charts = page.eval_on_selector_all(
                 "figure svg", "svgs => svgs.map(s => s.getBoundingClientRect().height)"
             )
+            # On screen too, no table runs past the right edge of the white page.
+            spill = page.evaluate(SPILL)
 
             # On paper: the content width of A4, in print styles, must hold every table.
             page.set_viewport_size({"width": A4_CONTENT_WIDTH, "height": 1100})
@@ -96,6 +105,7 @@ def test_report_renders_in_chromium_and_fits_a4(report_folder: Path, tmp_path: P
     # The four charts drew, each with some height.
     assert len(charts) == 4 and all(height > 80 for height in charts)
     assert overflow <= 0, f"the page is {overflow}px wider than A4's printable width"
+    assert spill < 1, f"a table runs {spill}px past the page's text on screen"
 
     image = Image.open(screenshot).convert("RGB")
     width, height = image.size
@@ -109,3 +119,37 @@ def test_report_renders_in_chromium_and_fits_a4(report_folder: Path, tmp_path: P
     data = pdf.read_bytes()
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
     assert data.startswith(b"%PDF") and 3 <= pages <= 8, f"{pages} A4 pages"
+
+
+def test_anonymous_edition_as_a_board_reads_it(
+    session: Session, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    build_quarter(session)
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", database_url)
+    out = tmp_path / "anonymous"
+    result = CliRunner().invoke(app, ["report", "quarterly", "2026Q1", "--out", str(out),
+                                      "--now", "2026-04-15T10:00", "--anonymous"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1200})
+            page.goto((out / "report.html").as_uri())
+            notice = page.inner_text("p.anonymous")
+            text = page.inner_text("body")
+            headers = page.eval_on_selector_all("th", "cells => cells.map(c => c.innerText)")
+            charts = page.eval_on_selector_all("figure svg", "svgs => svgs.length")
+        finally:
+            browser.close()
+    # The notice at the top says what was left out, and the page bears it out.
+    assert notice.startswith("Anonymous edition.")
+    assert "fewer than 5 people" in notice and "[name]" in notice
+    assert headers[:4] == ["Date", "Course", "Session", "Places"]  # no trainer column
+    assert "Tariq" not in text
+    assert "+1.40" not in text and "<5" in text  # three delegates: too few to show a change
+    assert "too few people to show" in text
+    assert "25.0%" in text  # attendance is not an opinion: the no-show rate stays
+    # Attendance and response rates still have their charts; change and barriers do not.
+    assert charts == 2

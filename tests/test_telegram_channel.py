@@ -265,3 +265,91 @@ async def test_the_pacer_keeps_within_telegrams_limits(database_url):
             else:
                 assert refused and all(r.retry_after for r in refused)
                 assert strict.rate_limited_by.get("chat")
+
+
+async def test_a_message_telegram_refuses_as_malformed_fails_but_the_chat_stays_usable(
+    session, engine, fake, database_url, chloe, tmp_path
+):
+    tg = telegram_settings(database_url, fake, mail_dir=tmp_path / "mail", outbox_max_attempts=2)
+    refusal = 'Bad Request: can\'t parse entities: Unsupported start tag "p" at byte offset 12'
+    fake.fail(400, times=2, method="sendMessage", description=refusal)
+    row = queue_test_message(session, chloe)
+    report = await deliver(engine, tg)
+
+    assert report.retrying == 1 and report.switched == 0
+    session.expire_all()
+    row = session.get(OutboxMessage, row.id)
+    assert row.state == OutboxState.FAILED and row.channel == Channel.TELEGRAM
+    assert "can't parse entities" in (row.last_error or "").lower()
+    assert "not the person's chat" in (row.last_error or "")
+    person = session.get(Person, chloe.id)
+    assert person.telegram_status == Deliverability.OK and person.telegram_status_reason is None
+    assert not (tmp_path / "mail").exists() or not list((tmp_path / "mail").glob("*.eml"))
+
+    await deliver(engine, tg, now=row.available_at)
+    session.expire_all()
+    row = session.get(OutboxMessage, row.id)
+    assert row.state == OutboxState.DEAD  # what `evalbot outbox` lists for admins
+    assert "gave up after 2 attempts" in (row.last_error or "")
+    assert "can't parse entities" in (row.last_error or "").lower()
+    assert session.get(Person, chloe.id).telegram_status == Deliverability.OK
+
+    # The delegate is not punished: the next message still reaches the chat.
+    queue_test_message(session, chloe, key="test:2")
+    report = await deliver(engine, tg, now=row.available_at)
+    assert report.sent == 1
+    assert [c.status for c in fake.requests("sendMessage", CHLOE_CHAT)] == [400, 400, 200]
+
+
+async def test_html_telegram_would_refuse_is_never_sent_half(fake, unpaced):
+    channel = TelegramChannel.from_settings(unpaced)
+    good = "<b>O'Brien &lt;Health &amp; Care&gt;</b> attended.\n" * 200
+    html = good + "<p>A paragraph tag Telegram does not know.</p>\n" + good
+    try:
+        with pytest.raises(ChannelError) as refused:
+            await channel.send(
+                Outgoing(
+                    outbox_id=7,
+                    recipient=str(CHLOE_CHAT),
+                    subject="",
+                    text=html,
+                    html=html,
+                    message_id="<7@x>",
+                )
+            )
+    finally:
+        await channel.close()
+    assert not refused.value.permanent
+    assert "unsupported tag <p>" in str(refused.value)
+    assert "(part 2 of " in str(refused.value)
+    assert fake.requests("sendMessage") == []
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<b>Chloé O'Brien &lt;Health &amp; Care&gt;</b>",
+        '<a href="https://evalbot.example/s/abc?x=1&amp;y=2">Open</a> &#39;quoted&#39;',
+        '<pre><code class="language-text">x</code></pre> <span class="tg-spoiler">s</span>',
+        "<blockquote expandable>long</blockquote> <tg-spoiler>s</tg-spoiler>",
+    ],
+)
+def test_html_telegram_takes_passes_the_check(markup, fake):
+    from bot.telegram.html import problem
+    from tests.fake_telegram import parse_html
+
+    assert problem(markup) is None
+    parse_html(markup)  # the strict stand-in agrees
+
+
+@pytest.mark.parametrize(
+    "markup",
+    ["<p>x</p>", "O'Brien <Health & Care>", "<b>open", "<b><i>x</b></i>", "&nbsp;", "a > b"],
+)
+def test_html_telegram_refuses_fails_the_check(markup):
+    from bot.telegram.html import problem
+    from tests.fake_telegram import ApiError, parse_html
+
+    assert problem(markup) is not None
+    with pytest.raises(ApiError):
+        parse_html(markup)

@@ -88,6 +88,26 @@ async def test_a_trainer_marks_and_closes_the_register(session, engine, fake, tg
     assert course_session.register_closed_by == f"telegram:{TARIQ_CHAT}"
 
 
+async def test_a_delegate_with_a_long_name_full_of_emoji_is_marked(
+    session, engine, fake, tg, people
+):
+    alice: Person = people["alice"]
+    alice.name = "Alice 👩🏽‍⚕️ <Okafor> & " + "🧒" * 120  # well over 200 UTF-16 code units
+    session.add(alice)
+    session.commit()
+    trainer = Phone(fake, TARIQ_CHAT, "Tariq")
+    async with running_bot(tg, engine, Clock(SESSION_DAY)):
+        [register] = await trainer.send("/register")
+        assert "1. Alice 👩🏽‍⚕️ <Okafor> & 🧒🧒" in register.text
+        tapped = await trainer.tap("1 Partly")
+    assert tapped.answer.status == 200  # Telegram takes the toast, cut to its 200 units
+    assert tapped.toast.startswith("Alice 👩🏽‍⚕️ <Okafor> & 🧒") and tapped.toast.endswith("…")
+    assert len(tapped.toast.encode("utf-16-le")) // 2 <= 200
+    assert "1. Alice 👩🏽‍⚕️ <Okafor> & 🧒" in tapped.text and "partly attended" in tapped.text
+    session.expire_all()
+    assert session.get(Booking, people["alice_booking"].id).status == BookingStatus.PARTLY_ATTENDED
+
+
 async def test_the_register_is_not_open_too_early(session, engine, fake, tg, people):
     trainer = Phone(fake, TARIQ_CHAT, "Tariq")
     async with running_bot(tg, engine, Clock(utc("2026-03-16 08:00"))):
@@ -168,6 +188,34 @@ async def test_bookings_list_and_cancel_in_time(session, engine, fake, tg, peopl
     assert session.get(Booking, people["chloe_booking"].id).status == BookingStatus.CANCELLED
     entry = session.exec(select(AuditEntry).where(AuditEntry.action == "booking.cancelled")).one()
     assert entry.actor == f"telegram:{CHLOE_CHAT}"
+
+
+async def test_a_late_cancellation_says_the_manager_is_asked(session, engine, fake, tg, people):
+    from surveys.models import OutboxMessage
+
+    dev: Person = people["dev"]
+    dev.name = "Dev O'Patel <Ward 3 & 4>"
+    session.add(dev)
+    session.commit()
+    delegate = Phone(fake, CHLOE_CHAT, "Chloé")
+    async with running_bot(tg, engine, Clock(utc("2026-03-13 10:00"))):
+        await delegate.send("/bookings")
+        asked = await delegate.tap("Cancel BK-1002")
+        assert "This is a late cancellation (the cut-off is" in asked.text
+        assert "your line manager will be asked to nominate a colleague" in asked.text
+        done = await delegate.tap("Yes, cancel my place")
+    assert done.toast == "Cancelled."
+    assert "Booking BK-1002 for Working Together to Safeguard Children is cancelled late" in (
+        done.text
+    )
+    assert "Dev O'Patel <Ward 3 & 4> has been asked to nominate a colleague" in done.text
+    session.expire_all()
+    late = session.get(Booking, people["chloe_booking"].id)
+    assert late.status == BookingStatus.LATE_CANCELLATION
+    request = session.exec(
+        select(OutboxMessage).where(OutboxMessage.template == "nominate-request")
+    ).one()
+    assert request.person_id == dev.id
 
 
 async def test_someone_elses_booking_cannot_be_cancelled(session, engine, fake, tg, people):

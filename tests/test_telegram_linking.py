@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -12,6 +13,7 @@ from bot.links import render_links, telegram_subject
 from surveys import outbox
 from surveys.models import (
     AuditEntry,
+    Booking,
     Channel,
     Deliverability,
     MessageKind,
@@ -168,3 +170,99 @@ async def test_restarting_after_a_block_makes_the_chat_usable_again(
     assert "Your messages can come to this chat again." in hello.text
     session.refresh(chloe)
     assert chloe.telegram_status == Deliverability.OK and chloe.telegram_status_reason is None
+
+
+def _mails(folder) -> dict[str, list[str]]:
+    """Each recipient's emails in ``folder``, as their plain-text bodies."""
+    import email
+    from email import policy
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        found.setdefault(str(message["To"]), []).append(f"{message['Subject']}\n{text}")
+    return found
+
+
+LINK = re.compile(r"https://t\.me/evalbot_test_bot\?start=([A-Za-z0-9_-]{1,64})(?![\w-])")
+
+
+async def _emails_of_a_booking(world, session, engine, tg, tmp_path) -> dict[str, list[str]]:
+    """Chloé's booking as it runs: the confirmation and the pre-course invitation, then a late
+    cancellation that asks her manager Dev to nominate someone. Every email, by recipient."""
+    from bot.channels.registry import build_channels
+    from bot.dispatcher import deliver_due
+    from schedules.cancellation import cancel_booking
+    from schedules.policy import default_policy
+    from schedules.tick import tick
+
+    people = world.standard()
+    opens = utc("2026-03-09 09:30")  # the pre-course questionnaire opens
+    channels = build_channels(tg)
+    try:
+        for now in (opens, opens + timedelta(minutes=1)):
+            tick(engine, now=now, policy=default_policy(), zone=tg.zone, secret=tg.secret)
+            await deliver_due(engine, tg, channels, now=now)
+        late = utc("2026-03-13 10:00")  # after the cut-off
+        cancel_booking(
+            session,
+            session.get(Booking, people["chloe_booking"].id),
+            now=late,
+            policy=default_policy(),
+            zone=tg.zone,
+            secret=tg.secret,
+            actor="test",
+            reason="ill",
+        )
+        session.commit()
+        await deliver_due(engine, tg, channels, now=late)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    return _mails(tmp_path / "mail")
+
+
+async def test_real_emails_carry_a_deep_link_that_links_the_chat(
+    world, session, engine, fake, database_url, tmp_path
+):
+    tg = telegram_settings(database_url, fake, mail_dir=tmp_path / "mail")
+    mails = await _emails_of_a_booking(world, session, engine, tg, tmp_path)
+    chloe_mails = next(v for k, v in mails.items() if "chloe.obrien@" in k)
+    confirmation = [m for m in chloe_mails if "Your place on" in m]
+    invitation = [m for m in chloe_mails if "Before Working Together" in m]
+    assert confirmation and invitation
+    for mail in [*confirmation, *invitation]:
+        assert LINK.search(mail), mail[:300]
+
+    # The link in her invitation links her chat, greets her by name, and works once.
+    token = LINK.findall(invitation[-1])[-1]
+    phone = Phone(fake, CHLOE_CHAT, "Chloé")
+    async with running_bot(tg, engine, Clock(utc("2026-03-13 11:00"))):
+        [hello] = await phone.send(f"/start {token}")
+        assert hello.text.startswith("Hello Chloé O'Brien <Health & Care>!")
+        [again] = await Phone(fake, STRANGER_CHAT, "Mallory").send(f"/start {token}")
+        assert "already been used" in again.text
+    session.expire_all()
+    chloe = session.exec(select(Person).where(Person.email == "chloe.obrien@northgate.example"))
+    assert chloe.one().telegram_chat_id == CHLOE_CHAT
+
+
+async def test_manager_notices_carry_a_deep_link(
+    world, session, engine, fake, database_url, tmp_path
+):
+    tg = telegram_settings(database_url, fake, mail_dir=tmp_path / "mail")
+    mails = await _emails_of_a_booking(world, session, engine, tg, tmp_path)
+    [nominate] = next(v for k, v in mails.items() if "dev.patel@" in k)
+    assert "nominate a colleague" in nominate
+    assert "You can also get notices like this one in Telegram" in nominate
+
+    # Dev, her line manager, follows it: his chat is linked, so later notices can go there.
+    token = LINK.findall(nominate)[-1]
+    async with running_bot(tg, engine, Clock(utc("2026-03-13 11:00"))):
+        [hello] = await Phone(fake, STRANGER_CHAT, "Dev").send(f"/start {token}")
+        assert hello.text.startswith("Hello Dev Patel")
+    session.expire_all()
+    dev = session.exec(select(Person).where(Person.email == "dev.patel@northgate.example"))
+    assert dev.one().telegram_chat_id == STRANGER_CHAT

@@ -241,6 +241,50 @@ async def test_started_in_chat_finished_on_the_web(session, engine, fake, tg, pe
         assert "no surveys waiting" in listing.text
 
 
+async def test_started_on_the_web_carried_on_in_chat(session, engine, fake, tg, people):
+    from bot.web.app import create_app
+    from surveys import tokens
+    from surveys.models import LinkPurpose
+
+    invitation = open_invitation(session, people["alice_booking"], Stage.IMPACT, NOW)
+    token = tokens.issue(
+        session,
+        tg.secret,
+        LinkPurpose.SURVEY,
+        subject=f"invitation:{invitation.id}",
+        invitation_id=invitation.id,
+        person_id=invitation.person_id,
+        expires_at=invitation.closes_at,
+    )
+    session.commit()
+    app = create_app(tg, engine)
+    app.state.clock = Clock(NOW)
+    web = TestClient(app, base_url=tg.public_url)
+    page = web.get(f"/s/{token}")
+    page = _answer(web, token, page.text, "applied", "yes")
+    page = _answer(web, token, page.text, "example", "Referred <early> & kept notes")
+    assert "Question 3 of 9" in page.text
+
+    phone = Phone(fake, ALICE_CHAT, "Alice")
+    async with running_bot(tg, engine, Clock(NOW)):
+        [listing] = await phone.send("/surveys")
+        assert "Three months on" in listing.text and "(2 of 9 answered;" in listing.text
+        tapped = await phone.tap("Continue: Three months on")
+        assert "Question 3 of 9" in tapped.text  # where the web form stopped
+        back = await phone.tap("« Back")
+        assert "Question 2 of 9" in back.text
+        assert "Your answer: Referred <early> & kept notes" in back.text
+        kept = await phone.tap("Keep »")
+        assert "Question 3 of 9" in kept.text
+        tapped = await phone.tap("5")
+        assert tapped.toast == "Saved." and "Question 4 of 9" in tapped.text
+
+    got = answers(session, invitation)
+    assert got["example"].channel == "web"
+    assert got["example"].value_text == "Referred <early> & kept notes"
+    assert got["knowledge.0"].channel == "telegram" and got["knowledge.0"].value_num == 5.0
+
+
 def _answer(web, token, html, key, *values):
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
     return web.post(f"/s/{token}", data={"csrf": csrf, "q": key, "a": list(values)})

@@ -323,3 +323,6 @@ def test_a_no_show_corrected_after_the_evaluation_went_out_gets_it_back(world, e
     ]
     timeline.tick("2026-03-18 16:30")
     assert (CHLOE, "survey-reminder", "end") in timeline.sent(since=at("2026-03-18 16:00"))
+    # The reminder knows her mark, so its wording about the certificate can follow it.
+    reminder = [row for row in timeline.rows(template="survey-reminder") if row.booking_id]
+    assert {row.context["attendance"] for row in reminder} == {"attended"}

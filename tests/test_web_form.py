@@ -106,10 +106,10 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def heading(html: str) -> str:
-    found = re.search(r"<h1>(.*?)</h1>", html, re.S)
+def heading(page: str) -> str:
+    found = re.search(r"<h1>(.*?)</h1>", page, re.S)
     assert found
-    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1)).strip())
 
 
 def checked(html: str) -> list[str]:
@@ -439,10 +439,10 @@ def test_the_limiter_forgets_after_its_window():
 
 @pytest.mark.parametrize("stage", list(Stage))
 def test_the_invitation_email_opens_the_form_with_the_answer_chosen(
-    client, session, settings, people, stage
+    client, session, settings, people, stage, clock
 ):
     from bot.rendering import render_email, render_telegram
-    from schedules.planning import FirstQuestions, survey_context
+    from schedules.planning import FirstQuestions, issue_links, survey_context
     from surveys.models import Channel, MessageKind, OutboxMessage
 
     booking = people["chloe_booking"]
@@ -457,6 +457,17 @@ def test_the_invitation_email_opens_the_form_with_the_answer_chosen(
         people["chloe"],
         FirstQuestions(None),
     )
+    if stage is Stage.PRE:  # as planning does when it queues the message
+        issue_links(
+            session,
+            settings.secret,
+            {"cancel": context["links"]["cancel"]},
+            person=recipient,
+            booking=booking,
+            invitation=invitation,
+            starts_at=people["session"].starts_at,
+        )
+        session.commit()
     for template in ("survey-invitation", "survey-reminder"):
         row = OutboxMessage(
             id=7,
@@ -487,6 +498,21 @@ def test_the_invitation_email_opens_the_form_with_the_answer_chosen(
             settings, row, recipient="42", recipient_name=recipient.name, now=NOW
         )
         assert re.fullmatch(r"(?s)(?:[^<]|<(/?)(b|i|a)( href=\"[^\"]*\")?>)*", chat.text), chat.text
+        # The pre-course survey, and each reminder of it, carries the way to cancel the place.
+        cancels = [
+            re.findall(r'<a href="([^"]+/cancel/[^"]+)"', mail.html),
+            re.findall(r"\S+/cancel/\S+", mail.text),
+            re.findall(r'<a href="([^"]+/cancel/[^"]+)">Cancel your place</a>', chat.text),
+        ]
+        if stage is Stage.PRE:
+            assert all(len(found) == 1 for found in cancels), (template, cancels)
+            clock.now = people["session"].starts_at - timedelta(days=3)  # before the course
+            cancel_page = client.get(cancels[1][0].removeprefix(settings.public_url))
+            clock.now = NOW
+            assert cancel_page.status_code == 200, cancel_page.text
+            assert "Working Together to Safeguard Children" in cancel_page.text
+        else:
+            assert cancels == [[], [], []], (template, cancels)
     assert stored(session, invitation) == {}
 
 
@@ -526,3 +552,98 @@ def test_evalbot_web_takes_its_host_from_the_settings_and_a_flag_wins(engine, da
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_courses_outcomes_are_set_from_the_command_line_and_asked_about(
+    client, session, settings, people, world, database_url, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    course = world.course("Neglect: Recognition & Response")
+    course.learning_outcomes = []
+    course_session = world.course_session(course, ref="NG-1")
+    booking = world.booking(course_session, people["alice"], people["bob"], "BK-3001")
+    session.commit()
+    invitation, token = invite(session, settings, booking, Stage.PRE)
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", database_url)
+
+    def outcomes(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, ["surveys", "outcomes", *args])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    title = "neglect:  recognition & RESPONSE"  # any case and spacing
+    assert "has no learning outcomes" in outcomes(title)
+    page = client.get(f"/s/{token}")
+    assert "Question 1 of 3" in page.text
+    assert heading(page.text).endswith(
+        "knowledge of the subject of Neglect: Recognition & Response?"
+    )
+
+    shown = outcomes(title, "recognise the signs of neglect.", "use the  Graded Care Profile")
+    assert "1. recognise the signs of neglect\n  2. use the Graded Care Profile" in shown
+    page = client.get(f"/s/{token}")
+    assert "Question 1 of 5" in page.text
+    assert heading(page.text).endswith("knowledge of how to recognise the signs of neglect?")
+    answer(client, token, "knowledge.0", "2")
+
+    # Reordering would make the answer given read as if about the other outcome: refused.
+    refused = outcomes(
+        title, "use the Graded Care Profile", "recognise the signs of neglect", code=1
+    )
+    assert "1 answer(s) were already given" in refused
+    # Adding one at the end keeps every answer true.
+    outcomes(
+        title, "recognise the signs of neglect", "use the Graded Care Profile", "write a chronology"
+    )
+    page = client.get(f"/s/{token}")
+    assert "Question 2 of 7" in page.text and heading(page.text).endswith("Graded Care Profile?")
+    assert stored(session, invitation)["knowledge.0"].value_num == 2.0
+    assert "No course is titled 'Neglect'" in outcomes("Neglect", code=2)
+    assert "at most 300" in outcomes(title, "x" * 301, code=2)
+    outcomes(title, "--clear", "--force")
+    assert "Question 1 of 3" in client.get(f"/s/{token}").text
+
+
+def test_a_survey_link_carries_a_long_token_and_only_its_hash_is_stored(
+    client, session, settings, people, engine
+):
+    import base64
+
+    from surveys.tokens import token_hash
+
+    _alice, alice_token = invite(session, settings, people["alice_booking"], Stage.PRE)
+    _chloe, chloe_token = invite(session, settings, people["chloe_booking"], Stage.PRE)
+    assert alice_token != chloe_token
+    for token in (alice_token, chloe_token):
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+        assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 >= 128
+    raw = engine.raw_connection()
+    try:
+        dump = "\n".join(raw.driver_connection.iterdump())
+    finally:
+        raw.close()
+    assert alice_token not in dump and token_hash(alice_token) in dump
+    assert client.get(f"/s/{alice_token}").status_code == 200
+    assert client.get(f"/s/{token_hash(alice_token)}").status_code == 404  # the hash opens nothing
+
+
+def test_tampered_answers_are_refused_and_nothing_is_stored(client, session, settings, people):
+    invitation, token = invite(session, settings, people["alice_booking"], Stage.IMPACT)
+    page = answer(client, token, "applied", "yes", "no")
+    assert page.status_code == 422 and "not one of the answers you can give" in page.text
+    assert checked(page.text) == []  # a radio group shows one answer or none
+    page = answer(client, token, "applied", "maybe")
+    assert page.status_code == 422 and checked(page.text) == []  # an unknown value is not shown
+    # Barriers are asked only after "no": posted before that, they are not taken.
+    page = answer(client, token, "barriers", "time")
+    assert heading(page.text) == "Have you used what you learned on the course in your work?"
+    page = answer(client, token, "../../admin", "yes")
+    assert page.status_code == 200 and "Question 1 of" in page.text
+    assert stored(session, invitation) == {}
+    # Control characters are dropped and the text is kept as typed otherwise.
+    answer(client, token, "applied", "yes")
+    answer(client, token, "example", "Line one\r\nLine two\x00\x07 <b>bold</b>")
+    assert stored(session, invitation)["example"].value_text == "Line one\nLine two <b>bold</b>"

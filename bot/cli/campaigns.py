@@ -98,6 +98,8 @@ def _options(context: Context) -> dict[str, Any]:
         "zone": settings.zone,
         "contact": settings.admin_email,
         "definitions_dir": settings.survey_definitions_dir,
+        # No bot, no link to connect Telegram (as the tick plans it).
+        "telegram": settings.telegram_token is not None,
     }
 
 

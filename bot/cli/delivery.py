@@ -1,7 +1,8 @@
 """``evalbot outbox``: what is waiting, failed or dead; retrying; undeliverable addresses.
 
-- ``evalbot outbox``: counts by state and channel, then the failed and dead messages with their
-  reasons (``--state`` to list another state, ``--limit`` for more).
+- ``evalbot outbox``: counts by state and channel, then the pending, failed and dead messages,
+  the soonest due first, with the reasons of those that did not go (``--state`` to list other
+  states, ``--limit`` for more).
 - ``evalbot outbox retry [ID...] [--to EMAIL]``: re-queue dead messages after a fix.
 - ``evalbot outbox clear-address EMAIL``: an admin has mended an undeliverable address.
 - ``evalbot outbox deliver [--until-idle]``: a delivery worker (SIGTERM finishes what it holds).
@@ -35,12 +36,12 @@ from surveys.models import (
 )
 
 outbox = typer.Typer(
-    help="The outbox, which every message goes through. Alone: what is waiting, failed or dead.",
+    help="The outbox, which every message goes through. Alone: what is pending, failed or dead.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
 
-LISTED = (OutboxState.FAILED, OutboxState.DEAD)
+LISTED = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.DEAD)
 
 
 @outbox.callback()
@@ -52,7 +53,8 @@ def overview(
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many messages per state.")] = 20,
 ) -> None:
-    """Counts by state and channel, then the failed and dead messages with their reasons."""
+    """Counts by state and channel, then the pending, failed and dead messages (with the
+    reasons of those that did not go)."""
     if ctx.invoked_subcommand is not None:
         return
     context = load_context()
@@ -97,11 +99,12 @@ def _list(session: Session, context: Context, state: OutboxState, limit: int) ->
     zone = context.settings.zone
     typer.echo(f"\n{state.value.capitalize()} (up to {limit}):")
     for row in rows:
-        when = (
-            f"next try {row.available_at.astimezone(zone):%d %b %H:%M}"
-            if state in (OutboxState.PENDING, OutboxState.FAILED)
-            else f"{row.attempts} attempts"
-        )
+        if state == OutboxState.PENDING:
+            when = f"due {row.available_at.astimezone(zone):%d %b %H:%M}"
+        elif state == OutboxState.FAILED:
+            when = f"next try {row.available_at.astimezone(zone):%d %b %H:%M}"
+        else:
+            when = f"{row.attempts} attempts"
         typer.echo(
             f"  #{row.id} {row.channel} to {row.recipient}: {row.template} ({row.kind}), {when}"
         )

@@ -46,7 +46,8 @@ def bookings(
             lines.append(f"... and {len(failure.problems) - MAX_SHOWN} more problems.")
         lines.append(f"Nothing was imported: {len(failure.problems)} problem(s) in {file}.")
         fail("\n".join(lines), code=1)
-    typer.echo(f"Imported {result.rows} booking rows from {file}.")
+    rows = "1 booking row" if result.rows == 1 else f"{result.rows:,} booking rows"
+    typer.echo(f"Imported {rows} from {file}.")
     typer.echo(f"{'':<10}{'created':>9}{'updated':>9}{'unchanged':>11}")
     for label, tally in (
         ("sessions", result.sessions),

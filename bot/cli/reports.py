@@ -27,7 +27,10 @@ def quarterly(
     ),
     out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
     anonymous: bool = typer.Option(
-        False, "--anonymous", help="Leave out people's names (the trainers of each session)."
+        False,
+        "--anonymous",
+        help="Leave out people's names (the trainers of each session) and the survey figures "
+        "that rest on fewer than 5 people, so nobody's own answers can be read off.",
     ),
     now: str | None = typer.Option(
         None, "--now", help="The date the figures stand at (ISO); default: now."

@@ -5,7 +5,11 @@ Its errors say what the dispatcher should do next:
 - 403 (the person blocked the bot, or deleted their account) and 400 "chat not found" are
   permanent: the dispatcher marks the person's Telegram unusable and sends by email instead;
 - 429 carries Telegram's ``retry_after``; 5xx, timeouts and network errors are transient;
-- any other 400 (a template whose HTML Telegram will not take) is permanent for this message.
+- any other 400 (a template whose HTML Telegram will not take, a keyboard it refuses) is a fault
+  of Evalbot's, never of the person's chat: the chat stays usable, and the message fails with
+  Telegram's reason (retried with backoff, so a mended template goes out, and dead after
+  ``EVALBOT_OUTBOX_MAX_ATTEMPTS``), where ``evalbot outbox`` shows it to admins. HTML that
+  Telegram would refuse is caught before anything is sent, so such a message never arrives half.
 
 A message that links to a survey (``<public URL>/s/<token>``) gets an "Answer here" button,
 which starts that survey in the chat (``bot.telegram.surveys``).
@@ -30,7 +34,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 
 from bot.channels.base import ChannelError, Delivered, Outgoing
 from bot.settings import Settings
-from bot.telegram.html import split
+from bot.telegram.html import problem, split
 from bot.telegram.transport import make_request
 
 log = logging.getLogger("evalbot.telegram")
@@ -89,6 +93,15 @@ class TelegramChannel:
             ) from None
         html = message.html or message.text
         parts = split(html)
+        for index, part in enumerate(parts):
+            fault = problem(part)
+            if fault is not None:
+                where = f" (part {index + 1} of {len(parts)})" if len(parts) > 1 else ""
+                log.error("outbox %s: its HTML would be refused: %s", message.outbox_id, fault)
+                raise ChannelError(
+                    f"not sent: Telegram would refuse this message's HTML{where}: {fault}. "
+                    "This is a fault in the message's template, not in the person's chat."
+                )
         found = self._survey_link.search(html)
         keyboard = _keyboard(message.buttons, found.group(1) if found else None)
         ids: list[str] = []
@@ -135,8 +148,12 @@ def classify(error: TelegramError, *, sent: int = 0, parts: int = 1) -> ChannelE
         lowered = error.message.lower()
         if any(marker in lowered for marker in PERMANENT_BAD_REQUESTS):
             return ChannelError(text, permanent=True)
+        # Malformed HTML, a refused keyboard: Evalbot's fault, so the chat is not to blame.
         log.error("Telegram refused a message as malformed: %s", error.message)
-        return ChannelError(text, permanent=True)
+        return ChannelError(
+            f"{text}. Telegram refused the message itself (a fault in its template), "
+            "not the person's chat."
+        )
     return ChannelError(text)
 
 

@@ -16,6 +16,74 @@ _TOKEN = re.compile(r"(<[^<>]*>)|(&#?[A-Za-z0-9]+;)|([^<&]+)|(.)", re.DOTALL)
 _TAG_NAME = re.compile(r"</?\s*([A-Za-z][A-Za-z0-9-]*)")
 
 
+# What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
+TAGS = {
+    "b": set(),
+    "strong": set(),
+    "i": set(),
+    "em": set(),
+    "u": set(),
+    "ins": set(),
+    "s": set(),
+    "strike": set(),
+    "del": set(),
+    "tg-spoiler": set(),
+    "span": {"class"},
+    "a": {"href"},
+    "tg-emoji": {"emoji-id"},
+    "code": {"class"},
+    "pre": set(),
+    "blockquote": {"expandable"},
+}
+ENTITIES = {"lt", "gt", "amp", "quot"}
+_CHECK = re.compile(
+    r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*>"
+    r"|&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z]+));"
+    r"|([<>&])"
+)
+_ATTRIBUTE = re.compile(r"\s+([A-Za-z-]+)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?")
+
+
+def problem(markup: str) -> str | None:
+    """Why Telegram would refuse ``markup`` in HTML parse mode, or None when it parses.
+
+    Checked before sending, so a fault in a template never reaches the chat half sent."""
+    stack: list[str] = []
+    for match in _CHECK.finditer(markup):
+        closing, name, attributes, decimal, hexadecimal, named, stray = match.groups()
+        at = match.start()
+        if stray is not None:
+            return f"{stray!r} at character {at} is neither a tag nor an entity: escape it"
+        if named is not None:
+            if named not in ENTITIES:
+                return f"unsupported entity &{named}; at character {at}"
+            continue
+        if decimal is not None or hexadecimal is not None:
+            code = int(decimal) if decimal is not None else int(hexadecimal, 16)
+            if not 0 < code <= 0x10FFFF:
+                return f"no such character as entity {match.group(0)} at character {at}"
+            continue
+        name = name.lower()
+        if name not in TAGS:
+            return f"unsupported tag <{closing}{name}> at character {at}"
+        if closing:
+            if attributes.strip() or not stack or stack[-1] != name:
+                return f"unexpected end tag </{name}> at character {at}"
+            stack.pop()
+            continue
+        given = {a.lower() for a in _ATTRIBUTE.findall(attributes)}
+        if given - TAGS[name]:
+            return f"unsupported attribute of <{name}> at character {at}"
+        if name == "a" and "href" not in given:
+            return f"<a> without href at character {at}"
+        if stack and (stack[-1] == "code" or (stack[-1] == "pre" and name != "code")):
+            return f"<{name}> inside <{stack[-1]}> at character {at}"
+        stack.append(name)
+    if stack:
+        return f"<{stack[-1]}> is never closed"
+    return None
+
+
 def escape(text: object) -> str:
     """Any value as HTML parse-mode text: ``&``, ``<`` and ``>`` escaped (quotes too)."""
     return html.escape(str(text), quote=True)

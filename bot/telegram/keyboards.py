@@ -40,8 +40,9 @@ def parse(raw: str | None) -> tuple[str, list[str]]:
 
 
 def ref(key: str) -> str:
-    """A question key as it goes into callback data: itself, or ``~`` and a hash when long."""
-    if len(key) <= MAX_REF:
+    """A question key as it goes into callback data: itself, or ``~`` and a hash when it is long
+    or holds the separator."""
+    if len(key) <= MAX_REF and SEP not in key and not key.startswith("~"):
         return key
     return "~" + hashlib.sha256(key.encode()).hexdigest()[:12]
 

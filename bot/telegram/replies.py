@@ -17,9 +17,10 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 from telegram.warnings import PTBUserWarning
 
-from bot.telegram.html import split
+from bot.telegram.html import split, units
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+TOAST_LIMIT = 200  # what answerCallbackQuery takes, in UTF-16 code units
 # Sends and edits go through ``do_api_request`` so their answers are not parsed into objects
 # nobody reads (a measurable share of the bot's time); PTB would suggest its named methods.
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
@@ -46,8 +47,18 @@ async def deliver(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Rep
     elif reply.text is not None and update.effective_chat is not None:
         await send(context, update.effective_chat.id, reply.text, reply.keyboard)
     if query is not None:
-        toast = reply.toast[:200] if reply.toast else None
+        toast = clip(reply.toast, TOAST_LIMIT) if reply.toast else None
         await query.answer(toast, show_alert=reply.alert)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-16 code units (as Telegram counts), with an ellipsis."""
+    if units(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    while units(kept) > limit - 1:
+        kept = kept[:-1]
+    return kept + "…"
 
 
 async def send(
@@ -105,5 +116,22 @@ async def _call(
     if message_id is not None:
         arguments["message_id"] = message_id
     if keyboard is not None and last:
-        arguments["reply_markup"] = keyboard
+        arguments["reply_markup"] = plain_keyboard(keyboard)
     await bot.do_api_request(method, api_kwargs=arguments)
+
+
+def plain_keyboard(keyboard: InlineKeyboardMarkup) -> dict[str, Any]:
+    """The keyboard as the Bot API's JSON, built directly: PTB's generic ``to_dict`` walks
+    every attribute of every button, a noticeable share of answering a tap."""
+    rows: list[list[dict[str, str]]] = []
+    for row in keyboard.inline_keyboard:
+        plain: list[dict[str, str]] = []
+        for button in row:
+            if button.callback_data is not None and isinstance(button.callback_data, str):
+                plain.append({"text": button.text, "callback_data": button.callback_data})
+            elif button.url is not None:
+                plain.append({"text": button.text, "url": button.url})
+            else:
+                return keyboard.to_dict()  # a kind of button Evalbot does not make
+        rows.append(plain)
+    return {"inline_keyboard": rows}

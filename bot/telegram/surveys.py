@@ -12,7 +12,14 @@ keyboard) changes nothing and says so; so does a tap on a closed survey.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import ContextTypes
@@ -149,9 +156,7 @@ def tap(
     key = _key(session, svc, invitation, args[1])
     if key is None:
         return Reply(toast="That question no longer applies; send /surveys to carry on.")
-    on_screen = (
-        state is not None and state.invitation_id == invitation.id and state.question_key == key
-    )
+    on_screen = state is not None and state[0] == invitation.id and state[1] == key
     if key != END and not on_screen and _answered(session, invitation, key):
         return Reply(toast="You have already answered this question.")
     if verb == "m":
@@ -172,16 +177,7 @@ def tap(
 
 
 def typed(session: Session, svc: Services, chat: int, text: str) -> Reply:
-    found = session.exec(
-        select(TelegramChat, SurveyInvitation)
-        .join(SurveyInvitation, col(SurveyInvitation.id) == TelegramChat.invitation_id)
-        .join(Person, col(Person.id) == SurveyInvitation.person_id)
-        .where(
-            TelegramChat.chat_id == chat,
-            Person.telegram_chat_id == chat,
-            col(Person.erased_at).is_(None),
-        )
-    ).first()
+    found = session.execute(_TYPED, {"chat": chat}).first()
     if found is None:
         if person_for_chat(session, chat) is None:
             return Reply(NOT_LINKED)
@@ -214,23 +210,45 @@ def typed(session: Session, svc: Services, chat: int, text: str) -> Reply:
 
 def _chat_invitation(
     session: Session, chat: int, args: list[str]
-) -> tuple[SurveyInvitation, TelegramChat | None] | None:
-    """The invitation a button names, if it belongs to this chat's person; and the chat's state."""
+) -> tuple[SurveyInvitation, tuple[int | None, str | None] | None] | None:
+    """The invitation a button names, if it belongs to this chat's person; and what the chat
+    shows (its invitation and question key), if anything."""
     try:
         invitation_id = int(args[0])
     except (IndexError, ValueError):
         return None
-    row = session.exec(
-        select(SurveyInvitation, TelegramChat)
-        .join(Person, col(Person.id) == SurveyInvitation.person_id)
-        .join(TelegramChat, col(TelegramChat.chat_id) == Person.telegram_chat_id, isouter=True)
-        .where(
-            SurveyInvitation.id == invitation_id,
-            Person.telegram_chat_id == chat,
-            col(Person.erased_at).is_(None),
-        )
-    ).first()
-    return (row[0], row[1]) if row is not None else None
+    row = session.execute(_CHAT_INVITATION, {"invitation_id": invitation_id, "chat": chat}).first()
+    if row is None:
+        return None
+    return row[0], ((row[2], row[3]) if row[1] is not None else None)
+
+
+# Built once: building a joined ORM select costs more than running it.
+_CHAT_INVITATION = (
+    select(
+        SurveyInvitation,
+        TelegramChat.chat_id,
+        TelegramChat.invitation_id,
+        TelegramChat.question_key,
+    )
+    .join(Person, col(Person.id) == SurveyInvitation.person_id)
+    .join(TelegramChat, col(TelegramChat.chat_id) == Person.telegram_chat_id, isouter=True)
+    .where(
+        SurveyInvitation.id == bindparam("invitation_id"),
+        Person.telegram_chat_id == bindparam("chat"),
+        col(Person.erased_at).is_(None),
+    )
+)
+_TYPED = (
+    select(TelegramChat, SurveyInvitation)
+    .join(SurveyInvitation, col(SurveyInvitation.id) == TelegramChat.invitation_id)
+    .join(Person, col(Person.id) == SurveyInvitation.person_id)
+    .where(
+        TelegramChat.chat_id == bindparam("chat"),
+        Person.telegram_chat_id == bindparam("chat"),
+        col(Person.erased_at).is_(None),
+    )
+)
 
 
 def _invitation_of_link(session: Session, svc: Services, args: list[str]) -> int | None:
@@ -401,13 +419,31 @@ def _remember(
     message_id: int | None,
     now: datetime,
 ) -> None:
-    """Note the question on screen, so a typed reply answers it and its buttons stay live."""
-    state = session.get(TelegramChat, chat) or TelegramChat(chat_id=chat)
-    state.invitation_id = invitation.id
-    state.question_key = key
-    state.message_id = message_id
-    state.updated_at = now
-    session.add(state)
+    """Note the question on screen, so a typed reply answers it and its buttons stay live.
+
+    One INSERT ... ON CONFLICT statement (SQLite and PostgreSQL alike), not an ORM flush."""
+    values = {
+        "chat_id": chat,
+        "invitation_id": invitation.id,
+        "question_key": key,
+        "message_id": message_id,
+        "updated_at": now,
+    }
+    session.execute(_remember_statement(session.get_bind().dialect.name), values)
+    loaded = session.identity_map.get(identity_key(TelegramChat, chat))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
+
+
+@cache
+def _remember_statement(dialect: str) -> Insert:
+    table = TelegramChat.__table__  # type: ignore[attr-defined]
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    changed = ("invitation_id", "question_key", "message_id", "updated_at")
+    return statement.on_conflict_do_update(
+        index_elements=["chat_id"], set_={name: statement.excluded[name] for name in changed}
+    )
 
 
 def _forget(session: Session, chat: int) -> None:
@@ -525,10 +561,12 @@ def _option(
     label: str, invitation_id: int, ref: str, index: int, value: str
 ) -> InlineKeyboardButton:
     """An answer button: it carries the option's value when that fits, else its position."""
-    try:
-        return kb.button(label, "v", invitation_id, ref, value)
-    except kb.CallbackTooLong:
-        return kb.button(label, "a", invitation_id, ref, index)
+    if kb.SEP not in value:
+        try:
+            return kb.button(label, "v", invitation_id, ref, value)
+        except kb.CallbackTooLong:
+            pass
+    return kb.button(label, "a", invitation_id, ref, index)
 
 
 def _tick(label: str, chosen: bool) -> str:

@@ -13,7 +13,7 @@ from one address slow that address down (``bot.web.security``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -154,6 +154,14 @@ def _refused_page(settings: Settings, token: str) -> HTMLResponse:
 # -- Cancel ---------------------------------------------------------------------------------------
 
 
+def _moment(when: datetime, settings: Settings) -> str:
+    """A deadline as a person reads it: a cut-off at midnight is "the end of" the day before."""
+    local = when.astimezone(settings.zone)
+    if local.time() == time(0, 0):
+        return f"the end of {local - timedelta(days=1):%A %-d %B %Y}"
+    return f"{local:%A %-d %B %Y at %H:%M}"
+
+
 def _cancel_page(
     request: Request, session: Session, settings: Settings, booking: Booking, now: datetime
 ) -> HTMLResponse:
@@ -164,7 +172,7 @@ def _cancel_page(
         "page_title": "Cancel your place",
         "details": _details(found, settings),
         "terms": terms,
-        "cutoff": local_time(terms.cutoff, settings.timezone, "%A %-d %B %Y at %H:%M"),
+        "cutoff": _moment(terms.cutoff, settings),
         "can_cancel": terms.status is not CancelStatus.REFUSED,
         "late": terms.status is CancelStatus.LATE,
         "csrf": form_token(settings.secret, f"cancel:{booking.id}"),

@@ -160,6 +160,8 @@ def _question_page(
     if chosen is None:
         chosen = _as_list(view.answer)
     chosen = [value for value in chosen if value in allowed]
+    if view.kind != "multiple" and len(chosen) > 1:
+        chosen = []  # one answer only: a tampered form's several are shown as none
     if text is None:
         text = view.answer if view.kind == "text" and isinstance(view.answer, str) else ""
     previous = survey.previous_question(view.key)
