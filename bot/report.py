@@ -33,6 +33,7 @@ from bot.templating import environment
 from surveys.models import Stage
 from surveys.report import (
     NO_AGENCY,
+    AppliedRow,
     AttendanceRow,
     ChangeRow,
     Quarter,
@@ -193,6 +194,17 @@ def _attendance_values(row: AttendanceRow) -> list[Any]:
     ]
 
 
+# The figures of a change table, after the columns that say which change it is.
+CHANGE_COLUMNS = [
+    Column("pairs", "Pairs", "int"),
+    Column("mean_before", "Before", "mean"),
+    Column("mean_after", "After", "mean"),
+    Column("mean_change", "Change", "change"),
+    Column("improved", "Improved", "int"),
+    Column("share_improved", "Share improved", "pct"),
+]
+
+
 def _label(key: str, prefix: str = "") -> str:
     text = key.removeprefix(prefix).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
@@ -215,6 +227,22 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
 
     def figure(row: Any, value: Any) -> Any:
         return None if row.suppressed else value
+
+    def change_figures(row: ChangeRow) -> list[Any]:
+        """The row's values under ``CHANGE_COLUMNS``: "<5" and blanks when suppressed."""
+        return [
+            count(row, row.pairs),
+            *(
+                figure(row, value)
+                for value in (
+                    row.mean_before,
+                    row.mean_after,
+                    row.mean_change,
+                    row.improved,
+                    row.improved_share,
+                )
+            ),
+        ]
 
     session_columns = [
         Column("starts_at", "Date", "date"),
@@ -348,31 +376,11 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         Column("course", "Course"),
         Column("measure", "Measure"),
         Column("stages", "Stages", in_html=False),
-        Column("pairs", "Pairs", "int"),
-        Column("mean_before", "Before", "mean"),
-        Column("mean_after", "After", "mean"),
-        Column("mean_change", "Change", "change"),
-        Column("improved", "Improved", "int"),
-        Column("share_improved", "Share improved", "pct"),
+        *CHANGE_COLUMNS,
     ]
 
     def change_values(row: ChangeRow) -> list[Any]:
-        return [
-            row.course,
-            _label(row.measure),
-            row.transition,
-            count(row, row.pairs),
-            *(
-                figure(row, value)
-                for value in (
-                    row.mean_before,
-                    row.mean_after,
-                    row.mean_change,
-                    row.improved,
-                    row.improved_share,
-                )
-            ),
-        ]
+        return [row.course, _label(row.measure), row.transition, *change_figures(row)]
 
     for transition, title in (("pre to end", "Pre-course to end of course"),
                               ("end to impact", "End of course to impact")):  # fmt: skip
@@ -395,12 +403,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             Column("outcome", "Learning outcome"),
             Column("measure", "Measure"),
             Column("stages", "Stages"),
-            Column("pairs", "Pairs", "int"),
-            Column("mean_before", "Before", "mean"),
-            Column("mean_after", "After", "mean"),
-            Column("mean_change", "Change", "change"),
-            Column("improved", "Improved", "int"),
-            Column("share_improved", "Share improved", "pct"),
+            *CHANGE_COLUMNS,
         ],
         [
             [
@@ -409,23 +412,21 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
                 row.outcome or "",
                 _label(row.measure),
                 row.transition,
-                count(row, row.pairs),
-                *(
-                    figure(row, value)
-                    for value in (
-                        row.mean_before,
-                        row.mean_after,
-                        row.mean_change,
-                        row.improved,
-                        row.improved_share,
-                    )
-                ),
+                *change_figures(row),
             ]
             for row in report.change_by_outcome
         ],
         in_html=False,
     )
-    applied_rows = [r for r in report.applied if r.course != "All courses"]
+
+    def applied_values(row: AppliedRow) -> list[Any]:
+        return [
+            row.course,
+            count(row, row.answers),
+            figure(row, row.applied),
+            figure(row, row.share),
+        ]
+
     tables["impact_applied"] = Table(
         "impact_applied",
         "Applying the learning",
@@ -435,13 +436,8 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             Column("applied", "Applied", "int"),
             Column("share_applied", "Share applied", "pct"),
         ],
-        [[r.course, count(r, r.answers), figure(r, r.applied), figure(r, r.share)]
-         for r in applied_rows],
-        totals=[
-            [r.course, count(r, r.answers), figure(r, r.applied), figure(r, r.share)]
-            for r in report.applied
-            if r.course == "All courses"
-        ],
+        [applied_values(r) for r in report.applied if r.course != "All courses"],
+        totals=[applied_values(r) for r in report.applied if r.course == "All courses"],
         note="Impact surveys' answers to whether the learning has been used in practice."
         + few_note,
     )  # fmt: skip

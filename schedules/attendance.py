@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from schedules.calendar import next_send_time
 from schedules.cancellation import (
     BookingFacts,
-    booking_subject,
+    booking_link,
     charge_for,
     day_length,
     facts,
@@ -36,7 +36,7 @@ from schedules.cancellation import (
 from schedules.certificates import certificate_link
 from schedules.planning import offer_telegram, request_replan
 from schedules.policy import Policy, default_policy
-from surveys import audit, outbox, tokens
+from surveys import audit, outbox
 from surveys.booking_csv import ImportFailed, _decode, _dialect, _header_key
 from surveys.models import (
     Booking,
@@ -395,22 +395,20 @@ def _notify_no_show(
         "charge": format_pence(amount) if amount else None,
         "manager_name": found.manager.name if found.manager else None,
     }
-    tokens.issue(
+    reason = booking_link(
         session,
         secret,
         LinkPurpose.REASON,
-        subject=booking_subject(booking),
+        booking,
         person_id=found.delegate.id,
-        booking_id=booking.id,
         expires_at=now + REASON_LINK_LIFE,
     )
-    links = {"reason": [LinkPurpose.REASON.value, booking_subject(booking)]}
     outbox.enqueue(
         session,
         key=f"no-show:{booking.id}:{round_}:delegate",
         person=found.delegate,
         template="no-show-delegate",
-        context=context | {"links": links},
+        context=context | {"links": {"reason": reason}},
         due_at=due,
         kind=MessageKind.NOTICE,
         booking_id=booking.id,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func
+from sqlalchemy import ColumnElement, Exists, case, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -371,6 +371,28 @@ class DueRefresher:
     due_on: date  # local date
 
 
+def _same_course_booking(
+    booking: type[Booking],
+    course_session: type[CourseSession],
+    status: BookingStatus,
+    *conditions: ColumnElement[bool],
+) -> Exists:
+    """Whether the outer ``Booking``'s person also has ``booking``, in ``status``, on
+    ``course_session``: a session of the outer ``CourseSession``'s course that meets
+    ``conditions``."""
+    return (
+        exists()
+        .where(
+            col(booking.delegate_id) == col(Booking.delegate_id),
+            col(booking.status) == status,
+            col(course_session.id) == col(booking.session_id),
+            col(course_session.course_id) == col(CourseSession.course_id),
+            *conditions,
+        )
+        .correlate(Booking, CourseSession)
+    )
+
+
 def due_refreshers(
     session: Session,
     *,
@@ -393,17 +415,12 @@ def due_refreshers(
     last = func.max(col(CourseSession.ends_at)).label("last")
     later = aliased(Booking, name="later")
     later_session = aliased(CourseSession, name="later_session")
-    booked_again = (
-        exists()
-        .where(
-            col(later.delegate_id) == col(Booking.delegate_id),
-            col(later.status) == BookingStatus.BOOKED,
-            col(later_session.id) == col(later.session_id),
-            col(later_session.course_id) == col(CourseSession.course_id),
-            col(later_session.status) != SessionStatus.CANCELLED,
-            col(later_session.starts_at) > now,
-        )
-        .correlate(Booking, CourseSession)
+    booked_again = _same_course_booking(
+        later,
+        later_session,
+        BookingStatus.BOOKED,
+        col(later_session.status) != SessionStatus.CANCELLED,
+        col(later_session.starts_at) > now,
     )
     query = (
         select(col(Booking.delegate_id), col(Course.id), col(Course.title), last)
@@ -930,16 +947,11 @@ def _responded(session: Session, campaign: Campaign) -> int:
         return int(session.exec(query.where(_same(CourseSession.ref, ref))).one())
     earlier = aliased(Booking, name="earlier")
     earlier_session = aliased(CourseSession, name="earlier_session")
-    attended_before = (
-        exists()
-        .where(
-            col(earlier.delegate_id) == col(Booking.delegate_id),
-            col(earlier.status) == BookingStatus.ATTENDED,
-            col(earlier_session.id) == col(earlier.session_id),
-            col(earlier_session.course_id) == col(CourseSession.course_id),
-            col(earlier_session.starts_at) < col(CourseSession.starts_at),
-        )
-        .correlate(Booking, CourseSession)
+    attended_before = _same_course_booking(
+        earlier,
+        earlier_session,
+        BookingStatus.ATTENDED,
+        col(earlier_session.starts_at) < col(CourseSession.starts_at),
     )
     return int(session.exec(query.where(attended_before)).one())
 

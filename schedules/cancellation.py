@@ -118,6 +118,29 @@ def booking_subject(booking: Booking) -> str:
     return f"booking:{booking.id}"
 
 
+def booking_link(
+    session: Session,
+    secret: bytes,
+    purpose: LinkPurpose,
+    booking: Booking,
+    *,
+    person_id: int | None,
+    expires_at: datetime | None = None,
+) -> list[str]:
+    """Record a personal link about ``booking`` for ``person_id`` and return it as a ``links``
+    entry for a message context (``[purpose, "booking:<id>"]``)."""
+    tokens.issue(
+        session,
+        secret,
+        purpose,
+        subject=booking_subject(booking),
+        person_id=person_id,
+        booking_id=booking.id,
+        expires_at=expires_at,
+    )
+    return [purpose.value, booking_subject(booking)]
+
+
 def withdraw_booking_messages(session: Session, booking: Booking, reason: str) -> int:
     """Withdraw a booking's unsent messages and its surveys not yet finished; returns messages."""
     assert booking.id is not None
@@ -134,16 +157,14 @@ def cancel_link(session: Session, booking: Booking, *, secret: bytes) -> list[st
     """
     course_session = session.get(CourseSession, booking.session_id)
     assert course_session is not None and booking.id is not None
-    tokens.issue(
+    return booking_link(
         session,
         secret,
         LinkPurpose.CANCEL,
-        subject=booking_subject(booking),
+        booking,
         person_id=booking.delegate_id,
-        booking_id=booking.id,
         expires_at=course_session.starts_at,
     )
-    return [LinkPurpose.CANCEL.value, booking_subject(booking)]
 
 
 # -- What cancelling now would do ----------------------------------------------------------------
@@ -350,17 +371,25 @@ def _already_changed(booking: Booking) -> str:
     )
 
 
-def _in_time_notices(
-    session: Session, found: BookingFacts, *, now: datetime, actor: str, admin_email: str | None
+def _confirm_cancellation(
+    session: Session,
+    found: BookingFacts,
+    *,
+    now: datetime,
+    late: bool,
+    charge: str | None,
+    **details: Any,
 ) -> list[str]:
+    """Queue the delegate's ``cancellation-confirmed``, in time or late (``details`` adds to its
+    context); returns who was told, for ``CancelOutcome.told``."""
     booking = found.booking
     context = found.context() | {
-        "late": False,
-        "charge": None,
+        "late": late,
+        "charge": charge,
         "cancel_reason": booking.cancel_reason,
+        **details,
     }
-    told: list[str] = []
-    if outbox.enqueue(
+    queued = outbox.enqueue(
         session,
         key=f"cancellation-confirmed:{booking.id}",
         person=found.delegate,
@@ -369,8 +398,15 @@ def _in_time_notices(
         due_at=now,
         kind=MessageKind.NOTICE,
         booking_id=booking.id,
-    ):
-        told.append(f"{found.delegate.name} (confirmation)")
+    )
+    return [f"{found.delegate.name} (confirmation)"] if queued else []
+
+
+def _in_time_notices(
+    session: Session, found: BookingFacts, *, now: datetime, actor: str, admin_email: str | None
+) -> list[str]:
+    booking = found.booking
+    told = _confirm_cancellation(session, found, now=now, late=False, charge=None)
     free = {
         **found.context(),
         "recipient_name": "Training coordinator",
@@ -425,24 +461,14 @@ def _late_notices(
     secret: bytes,
 ) -> list[str]:
     booking = found.booking
-    told: list[str] = []
-    context = found.context() | {
-        "late": True,
-        "charge": terms.charge,
-        "cancel_reason": booking.cancel_reason,
-        "manager_name": found.manager.name if found.manager else None,
-    }
-    if outbox.enqueue(
+    told = _confirm_cancellation(
         session,
-        key=f"cancellation-confirmed:{booking.id}",
-        person=found.delegate,
-        template="cancellation-confirmed",
-        context=context,
-        due_at=now,
-        kind=MessageKind.NOTICE,
-        booking_id=booking.id,
-    ):
-        told.append(f"{found.delegate.name} (confirmation)")
+        found,
+        now=now,
+        late=True,
+        charge=terms.charge,
+        manager_name=found.manager.name if found.manager else None,
+    )
     if found.manager is None:
         log.warning("Booking %s was cancelled late and has no approving manager.", booking.ref)
         audit.record(
@@ -457,13 +483,12 @@ def _late_notices(
         )
         told.append("no manager (none is recorded for this booking)")
         return told
-    tokens.issue(
+    nominate = booking_link(
         session,
         secret,
         LinkPurpose.NOMINATE,
-        subject=booking_subject(booking),
+        booking,
         person_id=found.manager.id,
-        booking_id=booking.id,
         expires_at=found.course_session.starts_at,
     )
     request = found.context() | {
@@ -471,10 +496,7 @@ def _late_notices(
         "cutoff_text": terms.cutoff_text,
         "agency_name": _agency_name(session, found.delegate),
         "cancel_reason": booking.cancel_reason,
-        "links": {
-            "nominate": [LinkPurpose.NOMINATE.value, booking_subject(booking)],
-            **offer_telegram(session, secret, found.manager),
-        },
+        "links": {"nominate": nominate, **offer_telegram(session, secret, found.manager)},
     }
     if outbox.enqueue(
         session,

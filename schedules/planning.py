@@ -49,6 +49,7 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import Select
 
 from schedules.calendar import cancellation_cutoff, next_send_time, shift
 from schedules.policy import Policy, StagePolicy
@@ -259,6 +260,30 @@ def link_fields(
     return fields
 
 
+def link_rows(
+    secret: bytes,
+    links: dict[str, list[str]],
+    *,
+    person: PersonFacts,
+    booking: BookingFacts,
+    invitation: InvitationFacts | None,
+    starts_at: datetime,
+    created_at: datetime,
+) -> list[dict[str, Any]]:
+    """The ``link`` rows for the links a message carries: each token's hash, never the token."""
+    rows = []
+    for purpose_text, subject in links.values():
+        purpose = LinkPurpose(purpose_text)
+        digest = tokens.token_hash(tokens.make_token(secret, purpose, subject))
+        fields = link_fields(
+            purpose, person=person, booking=booking, invitation=invitation, starts_at=starts_at
+        )
+        rows.append(
+            {"purpose": purpose.value, "token_hash": digest, "created_at": created_at, **fields}
+        )
+    return rows
+
+
 def issue_links(
     session: Session,
     secret: bytes,
@@ -271,16 +296,15 @@ def issue_links(
 ) -> None:
     """Record the hash of each link a message carries, as ``surveys.tokens.issue`` does, but
     with ``INSERT ... ON CONFLICT`` so ticks in two processes can issue the same link at once."""
-    rows = []
-    for purpose_text, subject in links.values():
-        purpose = LinkPurpose(purpose_text)
-        digest = tokens.token_hash(tokens.make_token(secret, purpose, subject))
-        fields = link_fields(
-            purpose, person=person, booking=booking, invitation=invitation, starts_at=starts_at
-        )
-        rows.append(
-            {"purpose": purpose.value, "token_hash": digest, "created_at": utcnow(), **fields}
-        )
+    rows = link_rows(
+        secret,
+        links,
+        person=person,
+        booking=booking,
+        invitation=invitation,
+        starts_at=starts_at,
+        created_at=utcnow(),
+    )
     if rows:
         _bulk_insert(session, LINK_TABLE, rows, "token_hash", ["expires_at"])
 
@@ -434,6 +458,39 @@ def withdraw_booking(session: Session, booking_id: int, *, reason: str) -> tuple
     return messages, withdraw_invitations(session, [booking_id])
 
 
+def outbox_row(
+    *,
+    key: str,
+    person: PersonFacts,
+    template: str,
+    context: dict[str, Any],
+    due_at: datetime,
+    kind: MessageKind,
+    booking_id: int | None,
+    invitation_id: int | None,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """A pending outbox row as ``surveys.outbox.enqueue`` writes it, addressed by the channel
+    the person uses now."""
+    channel, recipient = outbox.address(person)
+    return {
+        "idempotency_key": key,
+        "person_id": person.id,
+        "channel": channel.value,
+        "recipient": recipient,
+        "template": template,
+        "context": context,
+        "kind": kind.value,
+        "due_at": due_at,
+        "available_at": due_at,
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "booking_id": booking_id,
+        "invitation_id": invitation_id,
+        "created_at": created_at,
+    }
+
+
 def queue_message(
     session: Session,
     *,
@@ -452,23 +509,17 @@ def queue_message(
     wins and neither fails. A message withdrawn under the same key (planned for these same
     times, then withdrawn) is queued again.
     """
-    channel, recipient = outbox.address(person)
-    row = {
-        "idempotency_key": key,
-        "person_id": person.id,
-        "channel": channel.value,
-        "recipient": recipient,
-        "template": template,
-        "context": context,
-        "kind": kind.value,
-        "due_at": due_at,
-        "available_at": due_at,
-        "state": OutboxState.PENDING.value,
-        "attempts": 0,
-        "booking_id": booking_id,
-        "invitation_id": invitation_id,
-        "created_at": utcnow(),
-    }
+    row = outbox_row(
+        key=key,
+        person=person,
+        template=template,
+        context=context,
+        due_at=due_at,
+        kind=kind,
+        booking_id=booking_id,
+        invitation_id=invitation_id,
+        created_at=utcnow(),
+    )
     if _bulk_insert(session, OUTBOX_TABLE, [row], "idempotency_key", []):
         return True
     revived = session.execute(
@@ -479,8 +530,8 @@ def queue_message(
         )
         .values(
             state=OutboxState.PENDING.value,
-            channel=channel.value,
-            recipient=recipient,
+            channel=row["channel"],
+            recipient=row["recipient"],
             context=context,
             due_at=due_at,
             available_at=due_at,
@@ -1005,21 +1056,16 @@ class Planner:
             "pre_open": pre is not None and pre.opens_at <= self.now,
             "links": links,
         }
-        for purpose_text, subject in links.values():
-            purpose = LinkPurpose(purpose_text)
-            digest = tokens.token_hash(tokens.make_token(self.secret, purpose, subject))
-            self._links[digest] = {
-                "purpose": purpose.value,
-                "token_hash": digest,
-                "created_at": self.now,
-                **link_fields(
-                    purpose,
-                    person=delegate,
-                    booking=booking,
-                    invitation=None,
-                    starts_at=course_session.starts_at,
-                ),
-            }
+        for link in link_rows(
+            self.secret,
+            links,
+            person=delegate,
+            booking=booking,
+            invitation=None,
+            starts_at=course_session.starts_at,
+            created_at=self.now,
+        ):
+            self._links[link["token_hash"]] = link
         self._queue(
             key=f"{prefix}{signature(course_session)}",
             person=delegate,
@@ -1049,22 +1095,17 @@ class Planner:
         state = (known or {}).get(key)
         if state is not None and state != OutboxState.WITHDRAWN:
             return
-        channel, recipient = outbox.address(person)
-        values = {
-            "idempotency_key": key,
-            "person_id": person.id,
-            "channel": channel.value,
-            "recipient": recipient,
-            "template": template,
-            "context": context,
-            "kind": kind.value,
-            "due_at": due_at,
-            "available_at": due_at,
-            "state": OutboxState.PENDING.value,
-            "attempts": 0,
-            "booking_id": booking_id,
-            "created_at": self.now,
-        }
+        values = outbox_row(
+            key=key,
+            person=person,
+            template=template,
+            context=context,
+            due_at=due_at,
+            kind=kind,
+            booking_id=booking_id,
+            invitation_id=None,
+            created_at=self.now,
+        )
         if state == OutboxState.WITHDRAWN:
             self._revive.append(values)
         else:
@@ -1227,6 +1268,37 @@ def queue_invitation_messages(
         .exists()
     )
     rows = session.exec(
+        open_invitations(now).where(~has_message).order_by(col(SurveyInvitation.id))
+    ).all()
+    questions = FirstQuestions(definitions_dir)
+    queued = 0
+    for invitation, booking, course_session, course in rows:
+        due_at = next_send_time(now, policy.for_course(course.title), zone)
+        if due_at >= invitation.closes_at:
+            continue
+        queued += queue_survey_message(
+            session,
+            secret,
+            questions,
+            invitation,
+            booking,
+            course_session,
+            course,
+            key=f"inv:{invitation.id}:open:{signature(course_session)}",
+            template=INVITATION,
+            kind=MessageKind.INVITATION,
+            due_at=due_at,
+            telegram=telegram,
+        )
+    return queued
+
+
+def open_invitations(
+    now: datetime,
+) -> Select[SurveyInvitation, Booking, CourseSession, Course]:
+    """Invitations open at ``now`` and unfinished, of active bookings on scheduled sessions,
+    each with its booking, session and course: those that may be sent a message."""
+    return (
         select(SurveyInvitation, Booking, CourseSession, Course)
         .join(Booking, col(Booking.id) == col(SurveyInvitation.booking_id))
         .join(CourseSession, col(CourseSession.id) == col(Booking.session_id))
@@ -1237,47 +1309,59 @@ def queue_invitation_messages(
             col(SurveyInvitation.closes_at) > now,
             col(Booking.status).in_(ACTIVE),
             col(CourseSession.status) == SessionStatus.SCHEDULED,
-            ~has_message,
         )
-        .order_by(col(SurveyInvitation.id))
-    ).all()
-    questions = FirstQuestions(definitions_dir)
-    queued = 0
-    for invitation, booking, course_session, course in rows:
-        due_at = next_send_time(now, policy.for_course(course.title), zone)
-        if due_at >= invitation.closes_at:
-            continue
-        recipient = session.get(Person, invitation.person_id)
-        delegate = session.get(Person, booking.delegate_id)
-        assert recipient is not None and delegate is not None
-        context = survey_context(
-            invitation,
-            booking,
-            course_session,
-            course,
-            recipient,
-            delegate,
-            questions,
-            telegram=telegram,
-        )
-        issue_links(
-            session,
-            secret,
-            context["links"],
-            person=recipient,
-            booking=booking,
-            invitation=invitation,
-            starts_at=course_session.starts_at,
-        )
-        queued += queue_message(
-            session,
-            key=f"inv:{invitation.id}:open:{signature(course_session)}",
-            person=recipient,
-            template=INVITATION,
-            context=context,
-            due_at=due_at,
-            kind=MessageKind.INVITATION,
-            booking_id=booking.id,
-            invitation_id=invitation.id,
-        )
-    return queued
+    )
+
+
+def queue_survey_message(
+    session: Session,
+    secret: bytes,
+    questions: FirstQuestions,
+    invitation: SurveyInvitation,
+    booking: Booking,
+    course_session: CourseSession,
+    course: Course,
+    *,
+    key: str,
+    template: str,
+    kind: MessageKind,
+    due_at: datetime,
+    telegram: bool,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Queue a ``survey-invitation`` or ``survey-reminder`` to the invitation's person, its
+    links recorded; ``extra`` adds to the context. True if this call queued it."""
+    recipient = session.get(Person, invitation.person_id)
+    delegate = session.get(Person, booking.delegate_id)
+    assert recipient is not None and delegate is not None
+    context = survey_context(
+        invitation,
+        booking,
+        course_session,
+        course,
+        recipient,
+        delegate,
+        questions,
+        telegram=telegram,
+    )
+    context.update(extra or {})
+    issue_links(
+        session,
+        secret,
+        context["links"],
+        person=recipient,
+        booking=booking,
+        invitation=invitation,
+        starts_at=course_session.starts_at,
+    )
+    return queue_message(
+        session,
+        key=key,
+        person=recipient,
+        template=template,
+        context=context,
+        due_at=due_at,
+        kind=kind,
+        booking_id=booking.id,
+        invitation_id=invitation.id,
+    )

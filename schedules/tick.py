@@ -57,13 +57,12 @@ from schedules.planning import (
     FirstQuestions,
     PlanReport,
     chunks,
-    issue_links,
+    open_invitations,
     plan,
     queue_invitation_messages,
-    queue_message,
+    queue_survey_message,
     signature,
     stage_times,
-    survey_context,
     withdraw_invitations,
     withdraw_messages,
     withdraw_unsent,
@@ -167,6 +166,19 @@ def tick(
     with Session(engine, expire_on_commit=False) as session:
         commit: Callable[[], None] = session.flush if dry_run else session.commit
         runner = _Steps(session, commit, retry=not dry_run)
+
+        def survey_messages(step: Callable[..., int]) -> int:
+            """Queue survey invitations or reminders: the two steps take the same settings."""
+            return step(
+                session,
+                now=now,
+                policy=policy,
+                zone=zone,
+                secret=secret,
+                definitions_dir=definitions_dir,
+                telegram=telegram,
+            )
+
         try:
             first_id = session.exec(select(func.max(OutboxMessage.id))).one() or 0
             # Close first: a survey past its closing is closed, whatever became of its booking.
@@ -188,28 +200,8 @@ def tick(
             report.opened = runner.run(lambda: open_due(session, now))
             report.closed += runner.run(lambda: close_due(session, now))  # moved by planning
             report.messages_withdrawn += runner.run(lambda: withdraw_answered(session, now))
-            report.invitations = runner.run(
-                lambda: queue_invitation_messages(
-                    session,
-                    now=now,
-                    policy=policy,
-                    zone=zone,
-                    secret=secret,
-                    definitions_dir=definitions_dir,
-                    telegram=telegram,
-                )
-            )
-            report.reminders = runner.run(
-                lambda: queue_reminders(
-                    session,
-                    now=now,
-                    policy=policy,
-                    zone=zone,
-                    secret=secret,
-                    definitions_dir=definitions_dir,
-                    telegram=telegram,
-                )
-            )
+            report.invitations = runner.run(lambda: survey_messages(queue_invitation_messages))
+            report.reminders = runner.run(lambda: survey_messages(queue_reminders))
             report.register_reminders = runner.run(
                 lambda: remind_registers(session, now=now, policy=policy, zone=zone)
             )
@@ -436,19 +428,7 @@ def queue_reminders(
 
     After downtime several reminders may have fallen due at once: only the last is sent.
     """
-    rows = session.exec(
-        select(SurveyInvitation, Booking, CourseSession, Course)
-        .join(Booking, col(Booking.id) == col(SurveyInvitation.booking_id))
-        .join(CourseSession, col(CourseSession.id) == col(Booking.session_id))
-        .join(Course, col(Course.id) == col(CourseSession.course_id))
-        .where(
-            col(SurveyInvitation.status) == InvitationStatus.OPEN,
-            col(SurveyInvitation.finished_at).is_(None),
-            col(SurveyInvitation.closes_at) > now,
-            col(Booking.status).in_(ACTIVE),
-            col(CourseSession.status) == SessionStatus.SCHEDULED,
-        )
-    ).all()
+    rows = session.exec(open_invitations(now)).all()
     candidates = []
     for invitation, booking, course_session, course in rows:
         stage = policy.for_course(course.title).stage(Stage(invitation.stage))
@@ -497,40 +477,20 @@ def queue_reminders(
         due_at = next_send_time(now, policy.for_course(course.title), zone)
         if due_at >= invitation.closes_at:
             continue  # the survey closes before the window opens again
-        recipient = session.get(Person, invitation.person_id)
-        delegate = session.get(Person, booking.delegate_id)
-        assert recipient is not None and delegate is not None
-        context = survey_context(
+        queued += queue_survey_message(
+            session,
+            secret,
+            questions,
             invitation,
             booking,
             course_session,
             course,
-            recipient,
-            delegate,
-            questions,
-            telegram=telegram,
-        )
-        context["reminder_number"] = due_count
-        context["reminders_total"] = len(stage.reminder_offsets())
-        issue_links(
-            session,
-            secret,
-            context["links"],
-            person=recipient,
-            booking=booking,
-            invitation=invitation,
-            starts_at=course_session.starts_at,
-        )
-        queued += queue_message(
-            session,
             key=f"inv:{invitation.id}:reminder:{due_count}:{signature(course_session)}",
-            person=recipient,
             template=REMINDER,
-            context=context,
-            due_at=due_at,
             kind=MessageKind.REMINDER,
-            booking_id=booking.id,
-            invitation_id=invitation.id,
+            due_at=due_at,
+            telegram=telegram,
+            extra={"reminder_number": due_count, "reminders_total": len(stage.reminder_offsets())},
         )
     return queued
 

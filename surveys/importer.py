@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import insert
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from surveys.audit import record
 from surveys.booking_csv import REQUIRED, ImportFailed, Problem, Row, read_rows
@@ -42,6 +42,7 @@ class ImportResult:
     people: Tally = field(default_factory=Tally)
     agencies: Tally = field(default_factory=Tally)
     rescheduled: list[str] = field(default_factory=list)
+    erased: int = 0  # rows left alone: their booking belongs to someone erased
 
 
 class _Outcomes:
@@ -284,6 +285,23 @@ class _Merger:
         self.outcomes["booking"].note(row.booking_ref, changed=changed)
         return None
 
+    def without_erased(self, rows: list[Row]) -> list[Row]:
+        """The rows to merge: a booking whose delegate was erased is left as it is, so an export
+        that still lists them brings nobody back."""
+        delegates = sorted({b.delegate_id for b in self.bookings.values()})
+        erased: set[int] = set()
+        for chunk in _chunks(delegates):
+            query = select(Person.id).where(
+                col(Person.id).in_(chunk), col(Person.erased_at).is_not(None)
+            )
+            erased.update(i for i in self.session.exec(query).all() if i is not None)
+        keep = []
+        for row in rows:
+            booking = self.bookings.get(row.booking_ref)
+            if booking is None or booking.delegate_id not in erased:
+                keep.append(row)
+        return keep
+
     def check_holders(self, rows: list[Row]) -> list[Problem]:
         """A booking already held by one person cannot be re-imported for another."""
         holders = {p.id: p.email for p in self.people.values()}
@@ -356,11 +374,13 @@ def import_bookings(
     rows = read_rows(data, zone)
     merger = _Merger(session, now, actor)
     merger.preload(rows)
-    problems = merger.check_holders(rows)
+    kept = merger.without_erased(rows)
+    problems = merger.check_holders(kept)
     if problems:
         raise ImportFailed(problems)
-    merger.merge(rows)
+    merger.merge(kept)
     result = merger.result(len(rows))
+    result.erased = len(rows) - len(kept)
     record(
         session,
         at=now,

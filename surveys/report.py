@@ -346,14 +346,19 @@ def _invitations_from() -> FromClause:
     )
 
 
-def _answers_from(stage: Stage) -> tuple[FromClause, ColumnElement[bool]]:
-    """Answers of one stage on the quarter's bookings, joined to their course."""
-    joined = (
+def _answers_joined() -> FromClause:
+    """Answers joined to their invitation, booking, session and course."""
+    return (
         ANSWER.join(INVITATION, INVITATION.c.id == ANSWER.c.invitation_id)
         .join(BOOKING, BOOKING.c.id == INVITATION.c.booking_id)
         .join(SESSION, SESSION.c.id == BOOKING.c.session_id)
         .join(COURSE, COURSE.c.id == SESSION.c.course_id)
     )
+
+
+def _answers_from(stage: Stage) -> tuple[FromClause, ColumnElement[bool]]:
+    """Answers of one stage on the quarter's bookings, joined to their course."""
+    joined = _answers_joined()
     condition = and_(
         INVITATION.c.stage == stage.value,
         INVITATION.c.status != InvitationStatus.WITHDRAWN.value,
@@ -664,24 +669,19 @@ def _pairs(before: Stage, after: Stage, quarter: Quarter, zone: ZoneInfo) -> Sel
     """
     inv_before, inv_after = INVITATION.alias("inv_before"), INVITATION.alias("inv_after")
     ans_before, ans_after = ANSWER.alias("ans_before"), ANSWER.alias("ans_after")
+
+    def invitation_of(invitation: FromClause, stage: Stage) -> ColumnElement[bool]:
+        """Joins the booking's invitation of ``stage``, unless it was withdrawn."""
+        return and_(
+            invitation.c.booking_id == BOOKING.c.id,
+            invitation.c.stage == stage.value,
+            invitation.c.status != InvitationStatus.WITHDRAWN.value,
+        )
+
     joined = (
         SESSION.join(BOOKING, BOOKING.c.session_id == SESSION.c.id)
-        .join(
-            inv_before,
-            and_(
-                inv_before.c.booking_id == BOOKING.c.id,
-                inv_before.c.stage == before.value,
-                inv_before.c.status != InvitationStatus.WITHDRAWN.value,
-            ),
-        )
-        .join(
-            inv_after,
-            and_(
-                inv_after.c.booking_id == BOOKING.c.id,
-                inv_after.c.stage == after.value,
-                inv_after.c.status != InvitationStatus.WITHDRAWN.value,
-            ),
-        )
+        .join(inv_before, invitation_of(inv_before, before))
+        .join(inv_after, invitation_of(inv_after, after))
         .join(
             ans_before,
             and_(
@@ -742,37 +742,31 @@ def change(
         improved.label("improved"),
         _ratio(improved, pairs).label("improved_share"),
     ]
-    no_index = literal(None, Integer())
-    query = union_all(
-        select(
-            literal("outcome").label("level"),
-            fine.c.transition,
-            COURSE.c.title,
-            COURSE.c.id.label("course_id"),
-            fine.c.outcome_index,
+
+    def level(name: str, title: Any, course_id: Any, outcome_index: Any) -> Select[Any]:
+        """The figures summed to one level, with the course and outcome they are of."""
+        return select(
+            literal(name).label("level"), fine.c.transition, title, course_id, outcome_index,
             *figures,
-        )
-        .select_from(fine.join(COURSE, COURSE.c.id == fine.c.course_id))
+        )  # fmt: skip
+
+    with_course = fine.join(COURSE, COURSE.c.id == fine.c.course_id)
+    course_id = COURSE.c.id.label("course_id")
+    no_index = literal(None, Integer()).label("outcome_index")
+    query = union_all(
+        level("outcome", COURSE.c.title, course_id, fine.c.outcome_index)
+        .select_from(with_course)
         .group_by(
             fine.c.transition, COURSE.c.id, COURSE.c.title, fine.c.outcome_index, fine.c.measure
         ),
-        select(
-            literal("course").label("level"),
-            fine.c.transition,
-            COURSE.c.title,
-            COURSE.c.id.label("course_id"),
-            no_index.label("outcome_index"),
-            *figures,
-        )
-        .select_from(fine.join(COURSE, COURSE.c.id == fine.c.course_id))
+        level("course", COURSE.c.title, course_id, no_index)
+        .select_from(with_course)
         .group_by(fine.c.transition, COURSE.c.id, COURSE.c.title, fine.c.measure),
-        select(
-            literal("all").label("level"),
-            fine.c.transition,
+        level(
+            "all",
             literal("All courses").label("title"),
             literal(None, Integer()).label("course_id"),
-            no_index.label("outcome_index"),
-            *figures,
+            no_index,
         )
         .select_from(fine)
         .group_by(fine.c.transition, fine.c.measure),
@@ -1511,10 +1505,7 @@ def export_answers(
             ANSWER.c.channel,
         )
         .select_from(
-            ANSWER.join(INVITATION, INVITATION.c.id == ANSWER.c.invitation_id)
-            .join(BOOKING, BOOKING.c.id == INVITATION.c.booking_id)
-            .join(SESSION, SESSION.c.id == BOOKING.c.session_id)
-            .join(COURSE, COURSE.c.id == SESSION.c.course_id)
+            _answers_joined()
             .join(PERSON, PERSON.c.id == BOOKING.c.delegate_id)
             .outerjoin(AGENCY, AGENCY.c.id == PERSON.c.agency_id)
         )

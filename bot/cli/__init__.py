@@ -6,7 +6,17 @@ import logging
 
 import typer
 
-from bot.cli import admin, attendance, campaigns, delivery, forms, imports, reports, service
+from bot.cli import (
+    admin,
+    attendance,
+    campaigns,
+    delivery,
+    forms,
+    imports,
+    people,
+    reports,
+    service,
+)
 
 app = typer.Typer(
     name="evalbot",
@@ -20,7 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports):
+for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports, people):
     module.register(app)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,6 +67,11 @@ def _refs(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
+def _mark_option(option: str, help: str) -> Any:
+    """One of ``MARK_OPTIONS``: booking references, repeated or spread (``_ManyValues``)."""
+    return typer.Option(option, metavar="REF...", help=help, show_default=False)
+
+
 def attendance(
     target: Annotated[
         str,
@@ -84,31 +91,13 @@ def attendance(
         ),
     ] = None,
     attended: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--attended",
-            metavar="REF...",
-            help="Booking references that attended.",
-            show_default=False,
-        ),
+        list[str] | None, _mark_option("--attended", "Booking references that attended.")
     ] = None,
     partly: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--partly",
-            metavar="REF...",
-            help="Booking references that attended only part.",
-            show_default=False,
-        ),
+        list[str] | None, _mark_option("--partly", "Booking references that attended only part.")
     ] = None,
     no_show: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--no-show",
-            metavar="REF...",
-            help="Booking references that did not come.",
-            show_default=False,
-        ),
+        list[str] | None, _mark_option("--no-show", "Booking references that did not come.")
     ] = None,
     notice: Annotated[
         list[str] | None,
@@ -185,86 +174,31 @@ def _requests_from_options(
 def _mark_session(
     context: Context, ref: str, requests: list[MarkRequest], *, close: bool, now: Any
 ) -> None:
-    settings = context.settings
     with session_scope(context.engine) as session:
         course_session = session.exec(select(CourseSession).where(CourseSession.ref == ref)).first()
         if course_session is None:
             fail(f"No session has the reference {ref!r}.", code=1)
-        try:
-            results = apply_marks(
-                session,
-                requests,
-                now=now,
-                actor=context.actor,
-                policy=context.policy,
-                zone=settings.zone,
-                admin=True,
-                course_session=course_session,
-                secret=settings.secret,
-            )
-            closed = (
-                close_register(
-                    session,
-                    course_session,
-                    now=now,
-                    actor=context.actor,
-                    policy=context.policy,
-                    zone=settings.zone,
-                )
-                if close
-                else False
-            )
-        except RegisterError as exc:
-            session.rollback()
-            fail("Nothing was marked:\n" + "\n".join(f"  {p}" for p in exc.problems), code=1)
-        except AttendanceError as exc:
-            session.rollback()
-            fail(f"Nothing was marked: {exc}", code=1)
+        with _all_or_nothing(session, "Nothing was marked"):
+            results = _apply(context, session, requests, now, course_session=course_session)
+            closed = _close(context, session, course_session, now) if close else False
         _report(session, context, course_session, results, closed=closed, close=close)
 
 
 def _import(context: Context, file: Path, *, close: bool, now: Any) -> None:
-    settings = context.settings
     try:
         data = file.read_bytes()
     except OSError as exc:
         fail(f"Cannot read {file}: {exc.strerror or exc}", code=1)
     with session_scope(context.engine) as session:
-        try:
+        with _all_or_nothing(session, f"Nothing was imported from {file.name}"):
             requests = read_marks_csv(data, file.name)
-            results = apply_marks(
-                session,
-                requests,
-                now=now,
-                actor=context.actor,
-                policy=context.policy,
-                zone=settings.zone,
-                admin=True,
-                secret=settings.secret,
-            )
+            results = _apply(context, session, requests, now)
             touched = _sessions_of(session, results)
             closed = {
-                course_session.id: close_register(
-                    session,
-                    course_session,
-                    now=now,
-                    actor=context.actor,
-                    policy=context.policy,
-                    zone=settings.zone,
-                )
+                course_session.id: _close(context, session, course_session, now)
                 for course_session in touched
                 if close
             }
-        except RegisterError as exc:
-            session.rollback()
-            fail(
-                f"Nothing was imported from {file.name}:\n"
-                + "\n".join(f"  {p}" for p in exc.problems),
-                code=1,
-            )
-        except AttendanceError as exc:
-            session.rollback()
-            fail(f"Nothing was imported from {file.name}: {exc}", code=1)
         for course_session in touched:
             own = [r for r in results if r.booking.session_id == course_session.id]
             _report(
@@ -275,6 +209,54 @@ def _import(context: Context, file: Path, *, close: bool, now: Any) -> None:
                 closed=closed.get(course_session.id, False),
                 close=close,
             )
+
+
+def _apply(
+    context: Context,
+    session: Session,
+    requests: list[MarkRequest],
+    now: Any,
+    *,
+    course_session: CourseSession | None = None,
+) -> list[MarkResult]:
+    """Make the marks as an admin (``apply_marks``), with the configured policy and secret."""
+    return apply_marks(
+        session,
+        requests,
+        now=now,
+        actor=context.actor,
+        policy=context.policy,
+        zone=context.settings.zone,
+        admin=True,
+        course_session=course_session,
+        secret=context.settings.secret,
+    )
+
+
+def _close(context: Context, session: Session, course_session: CourseSession, now: Any) -> bool:
+    """Close the session's register (``close_register``) with the configured policy."""
+    return close_register(
+        session,
+        course_session,
+        now=now,
+        actor=context.actor,
+        policy=context.policy,
+        zone=context.settings.zone,
+    )
+
+
+@contextmanager
+def _all_or_nothing(session: Session, failure: str) -> Iterator[None]:
+    """Roll back and stop with every problem when a mark or a closing is refused; ``failure``
+    begins the message ("Nothing was marked")."""
+    try:
+        yield
+    except RegisterError as exc:
+        session.rollback()
+        fail(f"{failure}:\n" + "\n".join(f"  {p}" for p in exc.problems), code=1)
+    except AttendanceError as exc:
+        session.rollback()
+        fail(f"{failure}: {exc}", code=1)
 
 
 def _sessions_of(session: Session, results: list[MarkResult]) -> list[CourseSession]:

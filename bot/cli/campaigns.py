@@ -9,6 +9,7 @@ in the outbox for ``evalbot run`` or ``evalbot tick``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,13 +34,16 @@ DRY_RUN = typer.Option(
 )
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 NOW = typer.Option(None, "--now", help="Act as if it were this time (ISO); default: now.")
+COURSE = typer.Option(None, "--course", help="Only this course (title).")
+AGENCY = typer.Option(None, "--agency", help="Only people of this agency.")
+SECTOR = typer.Option(None, "--sector", help="Only people of this sector.")
 
 
 @app.command("remind")
 def remind(
     stage: str = typer.Option(..., "--stage", help="pre, end, impact or manager."),
     session_ref: str | None = typer.Option(None, "--session", help="Only this session (ref)."),
-    course: str | None = typer.Option(None, "--course", help="Only this course (title)."),
+    course: str | None = COURSE,
     agency: str | None = typer.Option(None, "--agency", help="Only delegates of this agency."),
     date_from: str | None = typer.Option(
         None, "--from", help="Sessions on or after this date (YYYY-MM-DD)."
@@ -66,8 +70,8 @@ def remind(
 @app.command("places")
 def places(
     session_ref: str = typer.Option(..., "--session", help="The session with free places (ref)."),
-    agency: str | None = typer.Option(None, "--agency", help="Only people of this agency."),
-    sector: str | None = typer.Option(None, "--sector", help="Only people of this sector."),
+    agency: str | None = AGENCY,
+    sector: str | None = SECTOR,
     dry_run: bool = DRY_RUN,
     yes: bool = YES,
     now: str | None = NOW,
@@ -79,9 +83,9 @@ def places(
 
 @app.command("refresher")
 def refresher(
-    course: str | None = typer.Option(None, "--course", help="Only this course (title)."),
-    agency: str | None = typer.Option(None, "--agency", help="Only people of this agency."),
-    sector: str | None = typer.Option(None, "--sector", help="Only people of this sector."),
+    course: str | None = COURSE,
+    agency: str | None = AGENCY,
+    sector: str | None = SECTOR,
     dry_run: bool = DRY_RUN,
     yes: bool = YES,
     now: str | None = NOW,
@@ -152,8 +156,7 @@ def _campaign(kind: str, raw: dict[str, Any], *, dry_run: bool, yes: bool, now: 
 
 def _show(found: CampaignPreview, context: Context) -> None:
     label = campaigns.LABELS[found.kind]
-    scope = ", ".join(f"{k} {v}" for k, v in found.scope.items()) or "everyone"
-    typer.echo(f"{label} campaign ({scope})")
+    typer.echo(f"{label} campaign ({_scope_text(found.scope)})")
     if found.free_places is not None:
         typer.echo(f"  free places:                        {found.free_places}")
     typer.echo(f"  to message:                         {found.to_send}")
@@ -168,6 +171,11 @@ def _show(found: CampaignPreview, context: Context) -> None:
         typer.echo(f"  first: {', '.join(found.names)}{tail}")
     local = found.send_at.astimezone(context.settings.zone)
     typer.echo(f"  messages go out from {local:%a %-d %b %Y, %H:%M} (the sending window)")
+
+
+def _scope_text(scope: Mapping[str, Any]) -> str:
+    """A campaign's scope as its summaries show it: ``course X, agency Y``, or ``everyone``."""
+    return ", ".join(f"{k} {v}" for k, v in scope.items()) or "everyone"
 
 
 def _sent(context: Context, campaign_id: int) -> int:
@@ -244,7 +252,7 @@ def list_campaigns(
     )
     for result in found:
         campaign = result.campaign
-        scope = ", ".join(f"{k} {v}" for k, v in campaign.scope.items()) or "everyone"
+        scope = _scope_text(campaign.scope)
         when = campaign.created_at.astimezone(zone)
         typer.echo(
             f"{campaign.id:>4}  {when:%Y-%m-%d %H:%M}  {campaign.kind:<10} {result.queued:>6} "

@@ -61,6 +61,8 @@ def bookings(
             "Sessions with a new time (their unsent messages will move): "
             + ", ".join(result.rescheduled)
         )
+    if result.erased:
+        typer.echo(f"Left alone: {result.erased} rows whose booking belongs to an erased person.")
 
 
 def _row(label: str, tally: Tally) -> str:

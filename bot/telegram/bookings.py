@@ -11,9 +11,9 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
-from bot.telegram.context import Services, actor, chat_id, person_for_chat, services
+from bot.telegram.context import Services, actor, person_for_chat
 from bot.telegram.html import escape
-from bot.telegram.replies import Reply, deliver
+from bot.telegram.replies import Reply, respond
 from bot.telegram.surveys import NOT_LINKED
 from bot.templating import local_time
 from schedules.cancellation import CancelStatus, cancel_booking, cancellation_terms
@@ -24,22 +24,15 @@ PATTERN = r"^c[xyn]?:"
 
 async def list_bookings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/bookings: upcoming bookings, each with a Cancel button."""
-    svc = services(context)
-    chat = chat_id(update)
-    reply = await svc.run(lambda session: upcoming(session, svc, chat))
-    await deliver(update, context, reply)
+    await respond(update, context, upcoming)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Cancel (asks to confirm), Yes cancel, or Keep my place."""
     query = update.callback_query
     assert query is not None
-    svc = services(context)
-    chat = chat_id(update)
     verb, args = kb.parse(query.data)
-    who = actor(update)
-    reply = await svc.run(lambda session: tap(session, svc, chat, verb, args, who))
-    await deliver(update, context, reply)
+    await respond(update, context, tap, verb, args, actor(update))
 
 
 def upcoming(session: Session, svc: Services, chat: int) -> Reply:

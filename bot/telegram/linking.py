@@ -8,6 +8,7 @@ bumps the generation, so each link works once; a later email carries a new one.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -16,9 +17,9 @@ from telegram.ext import ContextTypes
 
 from bot.links import telegram_subject
 from bot.telegram import keyboards as kb
-from bot.telegram.context import Services, actor, chat_id, person_for_chat, services
+from bot.telegram.context import Services, actor, person_for_chat
 from bot.telegram.html import escape
-from bot.telegram.replies import Reply, deliver
+from bot.telegram.replies import Reply, respond
 from surveys import audit, tokens
 from surveys.models import (
     Booking,
@@ -42,44 +43,28 @@ UNKNOWN_LINK = (
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: link this chat with the token of a deep link, or say hello."""
-    svc = services(context)
-    chat = chat_id(update)
     token = context.args[0] if context.args else None
-    who = actor(update)
-    reply = await svc.run(lambda session: link_chat(session, svc, chat, token, who))
-    await deliver(update, context, reply)
+    await respond(update, context, link_chat, token, actor(update))
 
 
 async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stop: unlink this chat; messages go by email again."""
-    svc = services(context)
-    chat = chat_id(update)
-    who = actor(update)
-    reply = await svc.run(lambda session: unlink_chat(session, svc, chat, who))
-    await deliver(update, context, reply)
+    await respond(update, context, unlink_chat, actor(update))
 
 
 async def prefer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/prefer [telegram|email]: choose where messages go, or show the choice."""
-    svc = services(context)
-    chat = chat_id(update)
     choice = context.args[0].lower() if context.args else None
-    who = actor(update)
-    reply = await svc.run(lambda session: set_preference(session, svc, chat, choice, who))
-    await deliver(update, context, reply)
+    await respond(update, context, set_preference, choice, actor(update))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A tap on "Send them here" or "Keep email"."""
     query = update.callback_query
     assert query is not None
-    svc = services(context)
-    chat = chat_id(update)
     _, args = kb.parse(query.data)
     choice = args[0] if args else None
-    who = actor(update)
-    reply = await svc.run(lambda session: set_preference(session, svc, chat, choice, who))
-    await deliver(update, context, reply)
+    await respond(update, context, set_preference, choice, actor(update))
 
 
 def link_chat(session: Session, svc: Services, chat: int, token: str | None, who: str) -> Reply:
@@ -118,16 +103,7 @@ def link_chat(session: Session, svc: Services, chat: int, token: str | None, who
     person.updated_at = now
     session.add(person)
     _use_up_links(session, person, now)
-    audit.record(
-        session,
-        at=now,
-        actor=who,
-        action="telegram.linked",
-        entity="person",
-        entity_id=person.id,
-        chat_id=chat,
-        replaced_chat=moved_from,
-    )
+    _audit(session, person, "telegram.linked", now, who, chat_id=chat, replaced_chat=moved_from)
     return _welcome(session, svc, person)
 
 
@@ -139,15 +115,17 @@ def _reachable_again(session: Session, person: Person, now: datetime, who: str) 
     person.telegram_status_reason = None
     person.updated_at = now
     session.add(person)
-    audit.record(
-        session,
-        at=now,
-        actor=who,
-        action="telegram.reachable",
-        entity="person",
-        entity_id=person.id,
-    )
+    _audit(session, person, "telegram.reachable", now, who)
     return True
+
+
+def _audit(
+    session: Session, person: Person, action: str, now: datetime, who: str, **detail: Any
+) -> None:
+    """Record ``action`` on the person's chat link in the audit log."""
+    audit.record(
+        session, at=now, actor=who, action=action, entity="person", entity_id=person.id, **detail
+    )
 
 
 def _current(svc: Services, person: Person, token: str) -> bool:
@@ -246,15 +224,7 @@ def set_preference(
         person.preferred_channel = wanted
         person.updated_at = now
         session.add(person)
-        audit.record(
-            session,
-            at=now,
-            actor=who,
-            action="telegram.preference",
-            entity="person",
-            entity_id=person.id,
-            channel=wanted.value,
-        )
+        _audit(session, person, "telegram.preference", now, who, channel=wanted.value)
     if wanted == Channel.TELEGRAM:
         text = (
             "Done: from now on your surveys, reminders and notices come to this chat. If "
@@ -276,16 +246,7 @@ def unlink_chat(session: Session, svc: Services, chat: int, who: str) -> Reply:
         return Reply("This chat is not linked to anyone, so there is nothing to stop.")
     now = svc.now()
     moved = _unlink(session, person, now)
-    audit.record(
-        session,
-        at=now,
-        actor=who,
-        action="telegram.unlinked",
-        entity="person",
-        entity_id=person.id,
-        chat_id=chat,
-        moved_to_email=moved,
-    )
+    _audit(session, person, "telegram.unlinked", now, who, chat_id=chat, moved_to_email=moved)
     return Reply(
         f"This chat is no longer linked, {escape(person.name)}. Your messages go by email to "
         f"{escape(person.email)}. To link a chat again, use the Telegram link in your next email."

@@ -18,7 +18,7 @@ from telegram.ext import ContextTypes
 from bot.telegram import keyboards as kb
 from bot.telegram.context import Services, actor, chat_id, person_for_chat, services
 from bot.telegram.html import escape
-from bot.telegram.replies import Reply, deliver
+from bot.telegram.replies import Reply, deliver, respond
 from bot.templating import local_time
 from schedules.attendance import (
     AttendanceError,
@@ -71,9 +71,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await deliver(update, context, Reply(toast=REFUSED, alert=True))
         return
     verb, args = kb.parse(query.data)
-    who = actor(update)
-    reply = await svc.run(lambda session: tap(session, svc, chat, verb, args, who))
-    await deliver(update, context, reply)
+    await respond(update, context, tap, verb, args, actor(update))
 
 
 def todays_sessions(session: Session, svc: Services, chat: int) -> list[CourseSession]:

@@ -8,15 +8,18 @@ escaped with ``bot.telegram.html.escape``); this module says it. A tap is always
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVarTuple
 
+from sqlmodel import Session
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 from telegram.warnings import PTBUserWarning
 
+from bot.telegram.context import Services, chat_id, services
 from bot.telegram.html import split, units
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -24,6 +27,7 @@ TOAST_LIMIT = 200  # what answerCallbackQuery takes, in UTF-16 code units
 # Sends and edits go through ``do_api_request`` so their answers are not parsed into objects
 # nobody reads (a measurable share of the bot's time); PTB would suggest its named methods.
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
+Args = TypeVarTuple("Args")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,20 @@ async def deliver(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Rep
     if query is not None:
         toast = clip(reply.toast, TOAST_LIMIT) if reply.toast else None
         await query.answer(toast, show_alert=reply.alert)
+
+
+async def respond(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    work: Callable[[Session, Services, int, *Args], Reply],
+    *args: *Args,
+) -> None:
+    """Run ``work(session, services, chat, *args)`` in one transaction for the chat ``update``
+    came from, and deliver the reply it returns."""
+    svc = services(context)
+    chat = chat_id(update)
+    reply = await svc.run(lambda session: work(session, svc, chat, *args))
+    await deliver(update, context, reply)
 
 
 def clip(text: str, limit: int) -> str:

@@ -25,9 +25,9 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
-from bot.telegram.context import Services, chat_id, person_for_chat, services
+from bot.telegram.context import Services, person_for_chat
 from bot.telegram.html import escape
-from bot.telegram.replies import Reply, deliver
+from bot.telegram.replies import Reply, respond
 from bot.templating import local_time
 from surveys import engine, tokens
 from surveys.engine import AnswerError, QuestionView, Survey, availability, load_survey
@@ -55,33 +55,23 @@ NOT_LINKED = (
 
 async def list_surveys(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/surveys: the surveys waiting for this person, each with a button to start it."""
-    svc = services(context)
-    chat = chat_id(update)
-    reply = await svc.run(lambda session: waiting_surveys(session, svc, chat))
-    await deliver(update, context, reply)
+    await respond(update, context, waiting_surveys)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A tap on a survey button: start, answer, toggle, skip, go back or keep an answer."""
     query = update.callback_query
     assert query is not None
-    svc = services(context)
-    chat = chat_id(update)
     message_id = query.message.message_id if query.message is not None else None
     verb, args = kb.parse(query.data)
-    reply = await svc.run(lambda session: tap(session, svc, chat, verb, args, message_id))
-    await deliver(update, context, reply)
+    await respond(update, context, tap, verb, args, message_id)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A typed message: the answer to the free-text question on screen."""
     message = update.effective_message
     assert message is not None and message.text is not None
-    svc = services(context)
-    chat = chat_id(update)
-    text = message.text
-    reply = await svc.run(lambda session: typed(session, svc, chat, text))
-    await deliver(update, context, reply)
+    await respond(update, context, typed, message.text)
 
 
 # -- what they do ------------------------------------------------------------------------------

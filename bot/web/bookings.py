@@ -93,18 +93,22 @@ def _policy(request: Request, settings: Settings) -> Policy:
 
 def _details(found: BookingFacts, settings: Settings) -> dict[str, Any]:
     """What each page shows about the booking."""
-    zone = settings.timezone
     course_session = found.course_session
     return {
         "course_title": found.course.title,
-        "date": local_time(course_session.starts_at, zone, "%A %-d %B %Y"),
-        "times": (
-            f"{local_time(course_session.starts_at, zone, '%H:%M')} to "
-            f"{local_time(course_session.ends_at, zone, '%H:%M')}"
-        ),
+        **_when(course_session.starts_at, course_session.ends_at, settings),
         "venue": "Online" if course_session.online else (course_session.venue or ""),
         "delegate_name": found.delegate.name,
         "booking_ref": found.booking.ref,
+    }
+
+
+def _when(starts_at: datetime, ends_at: datetime, settings: Settings) -> dict[str, str]:
+    """The day and the times of a session, on the partnership's clock."""
+    zone = settings.timezone
+    return {
+        "date": local_time(starts_at, zone, "%A %-d %B %Y"),
+        "times": f"{local_time(starts_at, zone, '%H:%M')} to {local_time(ends_at, zone, '%H:%M')}",
     }
 
 
@@ -136,19 +140,57 @@ def _booking(
     return booking
 
 
-def _form_refused(request: Request, settings: Settings, scope: str, csrf: str) -> bool:
-    return not form_token_valid(settings.secret, scope, csrf) or not same_origin(request, settings)
+def _form_scope(purpose: LinkPurpose, booking: Booking) -> str:
+    """What a page's form token is for: ``cancel:<booking id>``, ``nominate:...``."""
+    return f"{purpose.value}:{booking.id}"
 
 
-def _refused_page(settings: Settings, token: str) -> HTMLResponse:
-    return _message(
-        settings,
-        "Nothing was changed",
-        "The form you sent did not come from this page, or it is out of date. "
-        "Go back to the page and try again.",
-        status=403,
-        link=(token, "Go back to the page"),
-    )
+def _form_page(
+    settings: Settings,
+    found: BookingFacts,
+    purpose: LinkPurpose,
+    title: str,
+    fields: dict[str, Any],
+    *,
+    error: str | None = None,
+) -> HTMLResponse:
+    """The page behind a link (``web/booking_<purpose>.html``), with its form: the booking's
+    details and ``fields``, and ``error`` (status 422) when what was sent is refused."""
+    context = {
+        "page_title": ("Error: " if error else "") + title,
+        "details": _details(found, settings),
+        **fields,
+        "error": error,
+        "csrf": form_token(settings.secret, _form_scope(purpose, found.booking)),
+    }
+    return _page(settings, f"booking_{purpose.value}", context, status=422 if error else 200)
+
+
+def _posted_booking(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    purpose: LinkPurpose,
+    token: str,
+    now: datetime,
+    csrf: str,
+) -> Booking | HTMLResponse:
+    """For a form sent to a link: its booking, or the page to show instead (as ``_booking``, or
+    nothing changed when the form did not come from the link's page)."""
+    found = _booking(request, session, settings, purpose, token, now)
+    if isinstance(found, Response):
+        return found
+    scope = _form_scope(purpose, found)
+    if not form_token_valid(settings.secret, scope, csrf) or not same_origin(request, settings):
+        return _message(
+            settings,
+            "Nothing was changed",
+            "The form you sent did not come from this page, or it is out of date. "
+            "Go back to the page and try again.",
+            status=403,
+            link=(token, "Go back to the page"),
+        )
+    return found
 
 
 # -- Cancel ---------------------------------------------------------------------------------------
@@ -167,17 +209,14 @@ def _cancel_page(
 ) -> HTMLResponse:
     policy = _policy(request, settings)
     terms = cancellation_terms(session, booking, now=now, policy=policy, zone=settings.zone)
-    found = facts(session, booking)
-    context = {
-        "page_title": "Cancel your place",
-        "details": _details(found, settings),
+    fields = {
         "terms": terms,
         "cutoff": _moment(terms.cutoff, settings),
         "can_cancel": terms.status is not CancelStatus.REFUSED,
         "late": terms.status is CancelStatus.LATE,
-        "csrf": form_token(settings.secret, f"cancel:{booking.id}"),
     }
-    return _page(settings, "booking_cancel", context)
+    found = facts(session, booking)
+    return _form_page(settings, found, LinkPurpose.CANCEL, "Cancel your place", fields)
 
 
 @router.get("/cancel/{token}", response_class=HTMLResponse)
@@ -202,11 +241,9 @@ def cancel_submit(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Cancel the booking under the policy."""
-    found = _booking(request, session, settings, LinkPurpose.CANCEL, token, now)
+    found = _posted_booking(request, session, settings, LinkPurpose.CANCEL, token, now, csrf)
     if isinstance(found, Response):
         return found
-    if _form_refused(request, settings, f"cancel:{found.id}", csrf):
-        return _refused_page(settings, token)
     outcome = cancel_booking(
         session,
         found,
@@ -246,16 +283,9 @@ def _nominate_page(
 ) -> HTMLResponse:
     found = facts(session, booking)
     agency = session.get(Agency, found.delegate.agency_id) if found.delegate.agency_id else None
-    context = {
-        "page_title": ("Error: " if error else "") + "Nominate a colleague",
-        "details": _details(found, settings),
-        "agency_name": agency.name if agency else "",
-        "name": name,
-        "email": email,
-        "error": error,
-        "csrf": form_token(settings.secret, f"nominate:{booking.id}"),
-    }
-    return _page(settings, "booking_nominate", context, status=422 if error else 200)
+    fields = {"agency_name": agency.name if agency else "", "name": name, "email": email}
+    title = "Nominate a colleague"
+    return _form_page(settings, found, LinkPurpose.NOMINATE, title, fields, error=error)
 
 
 @router.get("/nominate/{token}", response_class=HTMLResponse)
@@ -286,11 +316,9 @@ def nominate_submit(
     email: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     """Book the nominated colleague in the place."""
-    found = _booking(request, session, settings, LinkPurpose.NOMINATE, token, now)
+    found = _posted_booking(request, session, settings, LinkPurpose.NOMINATE, token, now, csrf)
     if isinstance(found, Response):
         return found
-    if _form_refused(request, settings, f"nominate:{found.id}", csrf):
-        return _refused_page(settings, token)
     try:
         replacement = nominate_replacement(
             session, found, name=name, email=email, now=now, actor=ACTOR, secret=settings.secret
@@ -329,16 +357,13 @@ def _reason_page(
         if booking.no_show_reason_at
         else None
     )
-    context = {
-        "page_title": ("Error: " if error else "") + "Why could you not attend?",
-        "details": _details(found, settings),
+    fields = {
         "given": booking.no_show_reason,
         "given_at": given_at,
         "reason": reason if reason is not None else "",
-        "error": error,
-        "csrf": form_token(settings.secret, f"reason:{booking.id}"),
     }
-    return _page(settings, "booking_reason", context, status=422 if error else 200)
+    title = "Why could you not attend?"
+    return _form_page(settings, found, LinkPurpose.REASON, title, fields, error=error)
 
 
 @router.get("/reason/{token}", response_class=HTMLResponse)
@@ -371,11 +396,9 @@ def reason_submit(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Record the delegate's reason."""
-    found = _booking(request, session, settings, LinkPurpose.REASON, token, now)
+    found = _posted_booking(request, session, settings, LinkPurpose.REASON, token, now, csrf)
     if isinstance(found, Response):
         return found
-    if _form_refused(request, settings, f"reason:{found.id}", csrf):
-        return _refused_page(settings, token)
     try:
         record_reason(session, found, reason, now=now, actor=ACTOR)
     except AttendanceError as exc:
@@ -416,14 +439,9 @@ def certificate_page(
             found=facts(session, found),
             link=link,
         )
-    zone = settings.timezone
     context = {
         "page_title": f"Certificate of attendance: {status.delegate_name}",
         "status": status,
-        "date": local_time(status.starts_at, zone, "%A %-d %B %Y"),
-        "times": (
-            f"{local_time(status.starts_at, zone, '%H:%M')} to "
-            f"{local_time(status.ends_at, zone, '%H:%M')}"
-        ),
+        **_when(status.starts_at, status.ends_at, settings),
     }
     return _page(settings, "certificate", context)
