@@ -1268,7 +1268,7 @@ def queue_invitation_messages(
         .exists()
     )
     rows = session.exec(
-        open_invitations(now).where(~has_message).order_by(col(SurveyInvitation.id))
+        select_open_invitations(now).where(~has_message).order_by(col(SurveyInvitation.id))
     ).all()
     questions = FirstQuestions(definitions_dir)
     queued = 0
@@ -1293,7 +1293,7 @@ def queue_invitation_messages(
     return queued
 
 
-def open_invitations(
+def select_open_invitations(
     now: datetime,
 ) -> Select[SurveyInvitation, Booking, CourseSession, Course]:
     """Invitations open at ``now`` and unfinished, of active bookings on scheduled sessions,

@@ -57,10 +57,10 @@ from schedules.planning import (
     FirstQuestions,
     PlanReport,
     chunks,
-    open_invitations,
     plan,
     queue_invitation_messages,
     queue_survey_message,
+    select_open_invitations,
     signature,
     stage_times,
     withdraw_invitations,
@@ -428,7 +428,7 @@ def queue_reminders(
 
     After downtime several reminders may have fallen due at once: only the last is sent.
     """
-    rows = session.exec(open_invitations(now)).all()
+    rows = session.exec(select_open_invitations(now)).all()
     candidates = []
     for invitation, booking, course_session, course in rows:
         stage = policy.for_course(course.title).stage(Stage(invitation.stage))

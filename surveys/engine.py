@@ -431,12 +431,15 @@ def submit_answer(
     now: datetime,
     channel: str,
     directory: Path | None = None,
-) -> None:
+) -> Survey:
     """Save one answer, replacing any earlier answer to the same question.
 
     ``value`` is the option's value (``"4"``, ``"yes"``, an option key), a list of keys for a
     multiple-choice question, or the text; None or empty skips an optional question. Raises
     ``AnswerError`` (or ``SurveyClosed``, ``UnknownQuestion``) with a message for the person.
+
+    Returns the survey as it stands after the answer (with it, and without any answers it made
+    no longer apply), so a channel can show the next question without loading it again.
     """
     ensure_open(invitation, now)
     survey = load_survey(session, invitation, directory=directory, write=True)
@@ -450,6 +453,7 @@ def submit_answer(
     if step.question.id in survey.definition.deciders:
         _forget_unasked(session, survey)
     session.flush()
+    return survey
 
 
 def finish(

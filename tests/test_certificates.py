@@ -244,3 +244,19 @@ def test_the_certificate_prints_on_one_a4_page(people, session, engine, settings
     width, height = float(size.group(1)), float(size.group(2))
     assert abs(width - 595.3) < 2 and abs(height - 841.9) < 2  # A4 in points
     assert box is not None and box["width"] > 700  # the sheet spans the page, not a narrow column
+
+
+def test_the_evaluation_invitation_promises_a_certificate_only_for_the_whole_course(
+    people, engine, settings, policy
+):
+    from schedules.tick import tick
+
+    tick(engine, now=END, policy=policy, zone=settings.zone, secret=settings.secret)
+    mails = Mailbox(engine, settings).deliver(END + timedelta(minutes=1))
+    [alice] = [m for m in to(mails, "alice.okafor") if m.subject.startswith("How was")]
+    [chloe] = [m for m in to(mails, "chloe.obrien") if m.subject.startswith("How was")]
+    assert alice.subject.endswith("Your evaluation and certificate")
+    assert "releases your certificate of attendance" in alice.text
+    assert "releases your certificate" in alice.html
+    assert "certificate" not in chloe.subject, "she attended part of the course"
+    assert "certificate" not in chloe.text and "certificate" not in chloe.html

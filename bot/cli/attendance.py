@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,14 @@ MARK_OPTIONS = {
     "--partly": BookingStatus.PARTLY_ATTENDED,
     "--no-show": BookingStatus.NO_SHOW,
 }
+
+# ``--now`` of both commands.
+_Now = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ISO", help="Act as if it were this time (ISO; local time if no zone is given)."
+    ),
+]
 
 
 class _ManyValues(TyperCommand):
@@ -111,12 +120,7 @@ def attendance(
     close: Annotated[
         bool, typer.Option("--close", help="Close the register once the marks are made.")
     ] = False,
-    now: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ISO", help="Act as if it were this time (ISO; local time if no zone is given)."
-        ),
-    ] = None,
+    now: _Now = None,
 ) -> None:
     """Mark a session's register, or import marks from a CSV file.
 
@@ -172,7 +176,7 @@ def _requests_from_options(
 
 
 def _mark_session(
-    context: Context, ref: str, requests: list[MarkRequest], *, close: bool, now: Any
+    context: Context, ref: str, requests: list[MarkRequest], *, close: bool, now: datetime
 ) -> None:
     with session_scope(context.engine) as session:
         course_session = session.exec(select(CourseSession).where(CourseSession.ref == ref)).first()
@@ -184,7 +188,7 @@ def _mark_session(
         _report(session, context, course_session, results, closed=closed, close=close)
 
 
-def _import(context: Context, file: Path, *, close: bool, now: Any) -> None:
+def _import(context: Context, file: Path, *, close: bool, now: datetime) -> None:
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -215,7 +219,7 @@ def _apply(
     context: Context,
     session: Session,
     requests: list[MarkRequest],
-    now: Any,
+    now: datetime,
     *,
     course_session: CourseSession | None = None,
 ) -> list[MarkResult]:
@@ -233,7 +237,9 @@ def _apply(
     )
 
 
-def _close(context: Context, session: Session, course_session: CourseSession, now: Any) -> bool:
+def _close(
+    context: Context, session: Session, course_session: CourseSession, now: datetime
+) -> bool:
     """Close the session's register (``close_register``) with the configured policy."""
     return close_register(
         session,
@@ -335,12 +341,7 @@ def cancel(
         str | None,
         typer.Option(metavar="TEXT", help="Why the delegate cancelled.", show_default=False),
     ] = None,
-    now: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ISO", help="Act as if it were this time (ISO; local time if no zone is given)."
-        ),
-    ] = None,
+    now: _Now = None,
 ) -> None:
     """Cancel a booking under the cancellation policy, and say what happened.
 

@@ -157,13 +157,15 @@ def tap(
         return _show_next(session, svc, chat, invitation, edit=True, now=now)
     try:
         value = _value(session, svc, invitation, key, verb, args)
-        engine.submit_answer(
+        survey = engine.submit_answer(
             session, invitation, key, value, now=now, channel=CHANNEL, directory=svc.directory
         )
     except AnswerError as exc:
         return Reply(toast=exc.message, alert=True)
     toast = "Skipped." if value is None else "Saved."
-    return _show_next(session, svc, chat, invitation, edit=True, now=now, toast=toast)
+    return _show_next(
+        session, svc, chat, invitation, edit=True, now=now, toast=toast, survey=survey
+    )
 
 
 def typed(session: Session, svc: Services, chat: int, text: str) -> Reply:
@@ -187,12 +189,12 @@ def typed(session: Session, svc: Services, chat: int, text: str) -> Reply:
         note = "Please answer this question with the buttons under it."
         return _question_reply(session, chat, survey, view, note=note, edit=False)
     try:
-        engine.submit_answer(
+        survey = engine.submit_answer(
             session, invitation, view.key, text, now=now, channel=CHANNEL, directory=svc.directory
         )
     except AnswerError as exc:
         return Reply(escape(exc.message))
-    return _show_next(session, svc, chat, invitation, edit=False, now=now)
+    return _show_next(session, svc, chat, invitation, edit=False, now=now, survey=survey)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -340,8 +342,12 @@ def _show_next(
     edit: bool,
     now: datetime,
     toast: str | None = None,
+    survey: Survey | None = None,
 ) -> Reply:
-    survey = _load(session, svc, invitation)
+    """The next unanswered question, or the last look at the answers; ``survey`` is the one
+    ``engine.submit_answer`` returned, if any, so it is not loaded a second time."""
+    if survey is None:
+        survey = _load(session, svc, invitation)
     view = survey.next_question()
     if view is None:
         _remember(session, chat, invitation, None, None, now)
@@ -419,7 +425,8 @@ def _remember(
         "message_id": message_id,
         "updated_at": now,
     }
-    session.execute(_remember_statement(session.get_bind().dialect.name), values)
+    connection = session.connection()
+    connection.execute(_remember_statement(connection.dialect.name), values)
     loaded = session.identity_map.get(identity_key(TelegramChat, chat))
     if loaded is not None:
         for name, value in values.items():

@@ -3,8 +3,8 @@
 The Bot API takes a POST and answers with JSON, nothing more; PTB's default transport (httpx)
 spends about ten times the CPU of the request itself on its layers, which is what limits how
 many survey answers a second the bot can take. This one keeps a small pool of keep-alive
-connections (TLS for ``https``), sends form-encoded parameters exactly as PTB's own transport
-does, and reads ``Content-Length`` or chunked answers.
+connections (TLS for ``https``), sends the parameters PTB prepared as a JSON body (which the
+Bot API accepts for every method but uploads), and reads ``Content-Length`` or chunked answers.
 
 It is used unless an HTTP proxy is configured in the environment (``HTTPS_PROXY``,
 ``HTTP_PROXY``, ``ALL_PROXY``), or ``EVALBOT_TELEGRAM_TRANSPORT=httpx`` is set; file uploads,
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram._utils.defaultvalue import DefaultValue
@@ -98,14 +100,17 @@ class LeanRequest(BaseRequest):
             raise RuntimeError("This LeanRequest is not initialized!")
         reading = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
         pooling = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        body = request_data.url_encoded_parameters().encode() if request_data else b""
+        # JSON, which the Bot API takes as well as a form: one C-accelerated ``json.dumps`` of
+        # the whole, where PTB's form encoding dumps each value and then quotes it character by
+        # character (a measurable share of answering a tap).
+        body = _json_body(request_data.parameters) if request_data else b""
         parts = urlsplit(url)
         key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         head = (
             f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
             f"User-Agent: {self.USER_AGENT}\r\nAccept: application/json\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         try:
@@ -197,6 +202,10 @@ class LeanRequest(BaseRequest):
             write_timeout=write_timeout,
             connect_timeout=connect_timeout,
         )
+
+
+def _json_body(parameters: dict[str, Any]) -> bytes:
+    return json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _default_port(scheme: str) -> int:
