@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,6 +365,7 @@ def main() -> None:
     finally:
         sink.terminate()
         sink.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(label: str, result: Result) -> None:

@@ -1,6 +1,6 @@
 """Survey answers in Telegram, end to end: update in, answer stored, next question out.
 
-    .venv/bin/python bench/telegram_answers.py [--people 60] [--rounds 3] [--threads]
+    .venv/bin/python bench/telegram_answers.py [--people 60] [--rounds 3] [--threads] [--in-turn]
 
 Two processes, as on a real server the Bot API is elsewhere:
 
@@ -15,7 +15,9 @@ Two processes, as on a real server the Bot API is elsewhere:
 The rate is answers stored (counted in the database afterwards) over the time from the first
 update the driver queued to the bot's reply to the last. Rounds start from a fresh database; the
 best is kept, as other work on the machine only ever slows a round down. ``--threads`` runs the
-handlers' database work on a worker thread, as the service does by default.
+handlers' database work on a worker thread, as the service does by default. The bot handles
+different chats' updates side by side and each chat's in order (``bot.telegram.app.ChatOrder``,
+as ``evalbot run`` does); ``--in-turn`` handles every update in turn instead, for comparison.
 """
 
 from __future__ import annotations
@@ -229,8 +231,9 @@ def count_answers(database_url: str) -> tuple[int, int]:
     return int(answers), int(finished)
 
 
-async def one_round(people: int, threads: bool) -> dict[str, Any]:
+async def one_round(people: int, threads: bool, in_turn: bool) -> dict[str, Any]:
     from bot.settings import load_settings
+    from bot.telegram.app import build_application
     from bot.telegram.runtime import TelegramService
     from surveys import db
 
@@ -254,6 +257,10 @@ async def one_round(people: int, threads: bool) -> dict[str, Any]:
         )
         engine = db.make_engine(database_url)
         service = TelegramService(settings, engine, clock=lambda: NOW)
+        if in_turn:
+            service.application = build_application(
+                settings, engine, clock=lambda: NOW, concurrent_updates=False
+            )
         service.application.bot_data["evalbot"].in_thread = threads
         await service.start()
         try:
@@ -286,6 +293,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", action="store_true")
+    parser.add_argument("--in-turn", action="store_true")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -293,7 +301,7 @@ def main() -> None:
         return
     best: dict[str, Any] | None = None
     for number in range(1, args.rounds + 1):
-        result = asyncio.run(one_round(args.people, args.threads))
+        result = asyncio.run(one_round(args.people, args.threads, args.in_turn))
         print(
             f"round {number}: {result['stored']} answers stored, {result['finished']} surveys "
             f"sent, in {result['seconds']:.2f} s: {result['rate']:.0f} answers/s "
@@ -310,7 +318,8 @@ def main() -> None:
     print(
         f"best: {best['rate']:.0f} answers a second end to end "
         f"({args.people} delegates at once; database work "
-        f"{'on a worker thread' if args.threads else 'in the event loop'}); Bot API calls: "
+        f"{'on a worker thread' if args.threads else 'in the event loop'}; updates "
+        f"{'in turn' if args.in_turn else 'of different chats side by side'}); Bot API calls: "
         + ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
     )
 

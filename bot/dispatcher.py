@@ -58,6 +58,7 @@ log = logging.getLogger("evalbot.dispatcher")
 
 T = TypeVar("T")
 RECORD_DELAY = 0.2  # seconds an outcome may wait to be written with others
+UNTIL_IDLE_POLL = 0.2  # seconds between looks at other workers' rows, running until idle
 
 
 class Dispatcher:
@@ -201,7 +202,12 @@ class Dispatcher:
                         break
                     if until_idle and not await db(self.store.anything_due, clock(), claim):
                         break
-                    await self._sleep(clock(), claim.wake_at)
+                    # Running until idle, what is left is often another worker's rows in
+                    # flight: look again soon, rather than a poll interval later, to see them
+                    # sent (or their lease run out).
+                    await self._sleep(
+                        clock(), claim.wake_at, UNTIL_IDLE_POLL if until_idle else None
+                    )
                     continue
                 # Wait until there are enough outcomes to write (or room to claim more), or
                 # until the oldest outcome or the leases are due for attention.
@@ -227,9 +233,13 @@ class Dispatcher:
             self._wake = None
         return report
 
-    async def _sleep(self, now: datetime, wake_at: datetime | None) -> None:
+    async def _sleep(
+        self, now: datetime, wake_at: datetime | None, longest: float | None = None
+    ) -> None:
         assert self._wake is not None
         timeout = self.settings.outbox_poll_seconds
+        if longest is not None:
+            timeout = min(timeout, longest)
         if wake_at is not None:
             timeout = min(timeout, max(0.01, (wake_at - now).total_seconds()))
         with contextlib.suppress(TimeoutError):

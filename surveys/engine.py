@@ -462,10 +462,13 @@ def finish(
     *,
     now: datetime,
     directory: Path | None = None,
-) -> None:
-    """Mark the survey finished; raises ``AnswerError`` naming the first unanswered question."""
+) -> Survey | None:
+    """Mark the survey finished; raises ``AnswerError`` naming the first unanswered question.
+
+    Returns the finished survey, for a channel's thanks, or None if it was finished already.
+    """
     if invitation.status == InvitationStatus.FINISHED:
-        return
+        return None
     ensure_open(invitation, now)
     survey = load_survey(session, invitation, directory=directory, write=True)
     missing = [
@@ -486,6 +489,7 @@ def finish(
         invitation.started_at = now
     session.add(invitation)
     session.flush()
+    return survey
 
 
 # --- checking and saving answers -----------------------------------------------------------

@@ -103,10 +103,13 @@ async def test_a_notice_arrives_as_text_and_html_with_its_headers(smtp: SmtpServ
     assert 'role="presentation"' in html
 
 
-async def test_a_reminder_offers_one_click_unsubscribe(smtp: SmtpServer) -> None:
+@pytest.mark.parametrize("kind", [MessageKind.REMINDER, MessageKind.CAMPAIGN])
+async def test_reminders_and_campaign_messages_offer_one_click_unsubscribe(
+    smtp: SmtpServer, kind: MessageKind
+) -> None:
     settings = smtp_settings(smtp.port)
     channel = SmtpChannel(settings)
-    await channel.send(message(settings, kind=MessageKind.REMINDER))
+    await channel.send(message(settings, kind=kind))
     await channel.close()
 
     mail = smtp.received[0].message

@@ -354,3 +354,27 @@ def test_answers_on_postgresql(postgres_engine):
         stored = answers(pg, invitation)
         assert set(stored) == {"applied"} and stored["applied"].value_num == 1.0
         assert invitation.definition_id is not None
+
+
+def test_the_survey_an_answer_returns_is_the_one_a_fresh_load_sees(session, people):
+    invitation = invite(session, people["alice_booking"], Stage.IMPACT)
+
+    def same_as_fresh(returned: engine.Survey) -> None:
+        fresh = engine.load_survey(session, invitation)
+        assert set(returned.answers) == set(fresh.answers)
+        assert returned.progress() == fresh.progress()
+        got, expected = returned.next_question(), fresh.next_question()
+        assert (got.key if got else None) == (expected.key if expected else None)
+
+    after_no = engine.submit_answer(session, invitation, "applied", "no", now=NOW, channel="web")
+    assert after_no.next_question().key == "barriers"
+    same_as_fresh(after_no)
+    with_barriers = engine.submit_answer(
+        session, invitation, "barriers", ["time"], now=NOW, channel="web"
+    )
+    assert "barriers" in with_barriers.answers
+    same_as_fresh(with_barriers)
+    # Changing the deciding answer voids the barriers: the returned survey no longer holds them.
+    after_yes = engine.submit_answer(session, invitation, "applied", "yes", now=NOW, channel="web")
+    assert "barriers" not in after_yes.answers
+    same_as_fresh(after_yes)

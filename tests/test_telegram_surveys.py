@@ -147,6 +147,33 @@ async def test_double_taps_and_old_keyboards_are_harmless(session, engine, fake,
     assert got["applied"].value_text == "yes" and len(got) == 1
 
 
+async def test_two_delegates_answering_at_once_each_get_their_own_answers(
+    session, engine, fake, tg, people
+):
+    import asyncio
+
+    chloe_survey = open_invitation(session, people["chloe_booking"], Stage.END, NOW)
+    alice_survey = open_invitation(session, people["alice_booking"], Stage.END, NOW)
+
+    async def answer_all(phone: Phone, value: str) -> None:
+        await phone.send("/surveys")
+        await phone.tap("Start: End of the course")
+        for _ in range(9):  # the nine rating questions, tapped as soon as each is shown
+            tapped = await phone.tap(value)
+            assert tapped.toast == "Saved."
+
+    async with running_bot(tg, engine, Clock(NOW)):
+        await asyncio.gather(
+            answer_all(Phone(fake, CHLOE_CHAT, "Chloé"), "5"),
+            answer_all(Phone(fake, ALICE_CHAT, "Alice"), "2"),
+        )
+
+    chloe, alice = answers(session, chloe_survey), answers(session, alice_survey)
+    assert len(chloe) == len(alice) == 9
+    assert {a.value_num for a in chloe.values()} == {5.0}
+    assert {a.value_num for a in alice.values()} == {2.0}
+
+
 async def test_multiple_choice_toggles_then_done(session, engine, fake, tg, people):
     invitation = open_invitation(session, people["alice_booking"], Stage.IMPACT, NOW)
     phone = Phone(fake, ALICE_CHAT, "Alice")

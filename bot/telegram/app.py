@@ -1,19 +1,25 @@
 """Builds the python-telegram-bot ``Application`` with every handler of Evalbot's bot.
 
-Handlers answer private chats only. Updates are handled one at a time by default, in the order
-Telegram sent them, so a double tap is always seen after the tap it repeats.
+Handlers answer private chats only. Each chat's updates are handled one at a time, in the order
+Telegram sent them, so a double tap is always seen after the tap it repeats; different chats'
+updates are handled side by side (``ChatOrder``), so one waiting for the Bot API to answer does
+not hold up the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from types import CoroutineType
 from typing import Any, TypeAlias
 
 from sqlalchemy.engine import Engine
+from telegram import Update
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -36,9 +42,14 @@ def build_application(
     clock: Callable[[], datetime] = system_clock,
     webhook: bool = False,
     in_thread: bool = True,
-    concurrent_updates: bool | int = False,
+    concurrent_updates: bool | int | BaseUpdateProcessor | None = None,
 ) -> TelegramApp:
-    """The bot: polling through PTB's updater, or (``webhook``) fed by ``bot.web.telegram_hook``."""
+    """The bot: polling through PTB's updater, or (``webhook``) fed by ``bot.web.telegram_hook``.
+
+    ``concurrent_updates`` defaults to ``ChatOrder()``; ``False`` handles every update in turn.
+    """
+    if concurrent_updates is None:
+        concurrent_updates = ChatOrder()
     assert settings.telegram_token is not None, "no EVALBOT_TELEGRAM_TOKEN"
     httpx = settings.telegram_transport == "httpx"
     builder = (
@@ -56,6 +67,52 @@ def build_application(
     application.bot_data[KEY] = Services(settings, engine, clock=clock, in_thread=in_thread)
     add_handlers(application)
     return application
+
+
+class ChatOrder(BaseUpdateProcessor):
+    """Each chat's updates one at a time and in order; different chats' updates side by side.
+
+    Most of an update's time is spent waiting for the Bot API to answer the bot's calls (the
+    edit, ``answerCallbackQuery``); meanwhile another chat's update can do its work. The
+    database work itself never interleaves within the event loop (it has no ``await``), and
+    ``Services.run`` keeps SQLite's transactions one at a time when they run on worker threads.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 256):
+        super().__init__(max_concurrent_updates)
+        # the last update taken for each chat: the next one from that chat waits for it
+        self._last: dict[int | None, asyncio.Future[None]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        # The semaphore in ``process_update`` lets updates through in the order they came, and
+        # this runs up to its first ``await`` at once, so each update queues behind its chat's
+        # previous one in Telegram's order.
+        chat = _chat_of(update)
+        before = self._last.get(chat)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last[chat] = mine
+        try:
+            if before is not None and not before.done():
+                await asyncio.shield(before)
+            await coroutine
+        finally:
+            if isinstance(coroutine, CoroutineType) and coroutine.cr_frame is not None:
+                coroutine.close()  # cancelled while waiting its turn: never started
+            mine.set_result(None)
+            if self._last.get(chat) is mine:
+                del self._last[chat]
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def _chat_of(update: object) -> int | None:
+    if isinstance(update, Update) and update.effective_chat is not None:
+        return update.effective_chat.id
+    return None
 
 
 def add_handlers(application: TelegramApp) -> None:

@@ -45,9 +45,14 @@ class Services:
     # tick that share the event loop; the answering benchmark turns it off to measure the rest.
     in_thread: bool = True
     policy: Policy = field(init=False)
+    # SQLite takes one writer at a time and refuses (rather than waits for) a transaction that
+    # read before another's write: its transactions on worker threads take turns.
+    _turns: asyncio.Lock | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy)
+        if self.engine.dialect.name == "sqlite":
+            self._turns = asyncio.Lock()
 
     def now(self) -> datetime:
         return self.clock()
@@ -59,9 +64,12 @@ class Services:
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction: committed when it returns, rolled back if it raises."""
-        if self.in_thread:
+        if not self.in_thread:
+            return self._transaction(work)  # no await: nothing else runs meanwhile
+        if self._turns is None:
             return await asyncio.to_thread(self._transaction, work)
-        return self._transaction(work)
+        async with self._turns:
+            return await asyncio.to_thread(self._transaction, work)
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         with session_scope(self.engine) as session:

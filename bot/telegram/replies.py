@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVarTuple
 
 from sqlmodel import Session
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 from telegram.warnings import PTBUserWarning
@@ -22,7 +21,8 @@ from telegram.warnings import PTBUserWarning
 from bot.telegram.context import Services, chat_id, services
 from bot.telegram.html import split, units
 
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# As the Bot API's JSON: a ``LinkPreviewOptions`` would be turned into this on every call.
+NO_PREVIEW: dict[str, Any] = {"is_disabled": True}
 TOAST_LIMIT = 200  # what answerCallbackQuery takes, in UTF-16 code units
 # Sends and edits go through ``do_api_request`` so their answers are not parsed into objects
 # nobody reads (a measurable share of the bot's time); PTB would suggest its named methods.
@@ -128,7 +128,7 @@ async def _call(
     arguments: dict[str, Any] = {
         "chat_id": chat,
         "text": text,
-        "parse_mode": ParseMode.HTML,
+        "parse_mode": "HTML",
         "link_preview_options": NO_PREVIEW,
     }
     if message_id is not None:

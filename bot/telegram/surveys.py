@@ -15,6 +15,8 @@ from datetime import datetime
 from functools import cache
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -382,24 +384,24 @@ def _finish(
     *,
     now: datetime,
 ) -> Reply:
-    survey = _load(session, svc, invitation)
-    person = session.get(Person, invitation.person_id)
-    assert person is not None
     try:
-        engine.finish(session, invitation, now=now, directory=svc.directory)
+        finished = engine.finish(session, invitation, now=now, directory=svc.directory)
     except AnswerError as exc:
         if exc.key is None:
             return Reply(toast=exc.message, alert=True)
+        survey = _load(session, svc, invitation)
         view = survey.question(exc.key)
         _remember(session, chat, invitation, view.key, None, now)
         return _question_reply(
             session, chat, survey, view, edit=True, toast=exc.message, note=exc.message
         )
+    survey = finished if finished is not None else _load(session, svc, invitation)
+    name = session.execute(_PERSON_NAME, {"person_id": invitation.person_id}).scalar_one()
     _forget(session, chat)
     lines = [
         f"<b>{escape(survey.title)}</b>: {escape(survey.course_title)}",
         "",
-        f"Thank you, {escape(person.name)}. Your answers have been sent.",
+        f"Thank you, {escape(name)}. Your answers have been sent.",
     ]
     if survey.thanks:
         lines += ["", escape(survey.thanks)]
@@ -444,12 +446,20 @@ def _remember_statement(dialect: str) -> Insert:
 
 
 def _forget(session: Session, chat: int) -> None:
-    state = session.get(TelegramChat, chat)
-    if state is not None:
-        state.invitation_id = None
-        state.question_key = None
-        state.message_id = None
-        session.add(state)
+    """Nothing on screen to answer any more (one UPDATE statement, not an ORM load and flush)."""
+    session.connection().execute(_FORGET, {"chat": chat})
+    loaded = session.identity_map.get(identity_key(TelegramChat, chat))
+    if loaded is not None:
+        for name in ("invitation_id", "question_key", "message_id"):
+            set_committed_value(loaded, name, None)
+
+
+_FORGET = (
+    sa_update(TelegramChat)
+    .where(col(TelegramChat.chat_id) == bindparam("chat"))
+    .values(invitation_id=None, question_key=None, message_id=None)
+)
+_PERSON_NAME = sa_select(col(Person.name)).where(col(Person.id) == bindparam("person_id"))
 
 
 def _question_reply(

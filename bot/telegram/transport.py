@@ -114,7 +114,10 @@ class LeanRequest(BaseRequest):
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         try:
-            async with asyncio.timeout(pooling):
+            if self._slots.locked():  # a timeout costs more than the request's own work
+                async with asyncio.timeout(pooling):
+                    await self._slots.acquire()
+            else:
                 await self._slots.acquire()
         except TimeoutError:
             raise TimedOut(
@@ -135,7 +138,10 @@ class LeanRequest(BaseRequest):
             connection, reused = await self._connection(key)
             try:
                 connection.writer.write(request)
-                async with asyncio.timeout(self._write_timeout):
+                if connection.writer.transport.get_write_buffer_size():
+                    async with asyncio.timeout(self._write_timeout):
+                        await connection.writer.drain()
+                else:  # all sent already: drain only checks that the connection is still there
                     await connection.writer.drain()
                 async with asyncio.timeout(reading):
                     status_line = await connection.reader.readline()
