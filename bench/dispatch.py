@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dispatch.py [--messages 20000] [--connections 4] [--rounds 3]
         [--sink fast-sink|sink] [--postgres URL] [--memory 100000] [--skip-sqlite]
+        [--relay-ms MS]
 
 Every process stands alone, because the machine may have only two cores and a sink or a sender
 sharing a process (and its GIL) with what is measured would distort it:
@@ -302,10 +303,10 @@ def run_workers(commands: list[list[str]]) -> Result:
     )
 
 
-def start_sink(kind: str) -> tuple[subprocess.Popen[str], int]:
+def start_sink(kind: str, delay_ms: float = 0.0) -> tuple[subprocess.Popen[str], int]:
     from tests.smtp_servers import start_sink as start
 
-    return start(kind)
+    return start(kind, delay_ms=delay_ms)
 
 
 def compare(
@@ -334,14 +335,23 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL (a scratch database is made)")
     parser.add_argument("--memory", type=int, default=0, help="queue this many for the RSS test")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--relay-ms",
+        type=float,
+        default=0.0,
+        help="the fast sink waits this long before accepting each message, as a relay across a "
+        "network does: the senders then wait on the relay rather than on the CPU",
+    )
     args = parser.parse_args()
 
-    sink, port = start_sink(args.sink)
+    sink, port = start_sink(args.sink, args.relay_ms)
     workdir = Path(tempfile.mkdtemp(prefix="evalbot-bench-"))
     try:
         print(
             f"{args.messages} messages of {len(sample_message(f'sqlite:///{workdir}/m.db', port))} "
-            f"bytes, {args.connections} SMTP connections, sink: {args.sink}, best of {args.rounds}"
+            f"bytes, {args.connections} SMTP connections, sink: {args.sink}"
+            f"{f' accepting in {args.relay_ms:g} ms' if args.relay_ms else ''}, "
+            f"best of {args.rounds}"
         )
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'outbox.db'}"
@@ -393,6 +403,7 @@ def postgres(args: argparse.Namespace, port: int, workdir: Path) -> None:
             command = ["dispatch", url, str(port), str(args.connections)]
             twos.append(run_workers([command, command]))
             assert twos[-1].sent == args.messages, twos[-1]
+            print(f"  a round of two processes: {twos[-1].rate:.0f} messages/s", flush=True)
         two = max(twos, key=lambda r: r.rate)
         report("bare aiosmtplib loop", bare)
         report("dispatcher (PostgreSQL, 1 proc)", one)

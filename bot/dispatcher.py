@@ -212,6 +212,12 @@ class Dispatcher:
                 # Wait until there are enough outcomes to write (or room to claim more), or
                 # until the oldest outcome or the leases are due for attention.
                 self._wake_at_results = max(1, min(record_at, in_hand))
+                # Senders that finished while the claim was running woke nobody if they reached
+                # the threshold of before: look at what they left before waiting for more.
+                if len(results) >= self._wake_at_results:
+                    continue
+                if results and oldest is None:
+                    oldest = loop.time()
                 timeout = lease.total_seconds() / 3
                 if oldest is not None:
                     timeout = max(0.0, min(timeout, oldest + RECORD_DELAY - loop.time()))

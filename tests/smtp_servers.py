@@ -280,6 +280,7 @@ class _FastSink(asyncio.Protocol):
 
     log: Any = None
     parser = BytesHeaderParser(policy=email.policy.compat32)
+    delay = 0.0  # seconds before accepting a message, as a relay across a network takes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -300,7 +301,11 @@ class _FastSink(asyncio.Protocol):
                 self.in_data = False
                 if self.log is not None:
                     self.log.write(_summary(message, self.recipient, self.parser))
-                self.transport.write(b"250 2.0.0 Ok: queued\r\n")
+                if self.delay:
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(self.delay, self.transport.write, b"250 2.0.0 Ok: queued\r\n")
+                else:
+                    self.transport.write(b"250 2.0.0 Ok: queued\r\n")
                 continue
             end = self.buffer.find(b"\r\n")
             if end < 0:
@@ -323,7 +328,7 @@ class _FastSink(asyncio.Protocol):
                 self.transport.write(b"250 OK\r\n")
 
 
-async def _serve(kind: str, port: int, log: Path | None) -> None:
+async def _serve(kind: str, port: int, log: Path | None, delay_ms: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     server: asyncio.AbstractServer
     if kind == "sink":
@@ -331,17 +336,23 @@ async def _serve(kind: str, port: int, log: Path | None) -> None:
         server = await loop.create_server(lambda: SMTP(handler, hostname="sink"), "127.0.0.1", port)
     else:
         _FastSink.log = log.open("a", buffering=1) if log else None
+        _FastSink.delay = delay_ms / 1000
         server = await loop.create_server(_FastSink, "127.0.0.1", port, backlog=512)
     print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
-def start_sink(kind: str = "sink", log: Path | None = None) -> tuple[subprocess.Popen[str], int]:
-    """Start a sink process; returns it and the port it listens on."""
+def start_sink(
+    kind: str = "sink", log: Path | None = None, delay_ms: float = 0.0
+) -> tuple[subprocess.Popen[str], int]:
+    """Start a sink process; returns it and the port it listens on. ``delay_ms``: how long the
+    fast sink takes to accept each message."""
     command = [sys.executable, "-m", "tests.smtp_servers", kind]
     if log is not None:
         command += ["--log", str(log)]
+    if delay_ms:
+        command += ["--delay-ms", str(delay_ms)]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -361,9 +372,10 @@ def main() -> None:
     parser.add_argument("kind", choices=["sink", "fast-sink"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", type=Path)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="fast-sink: accept slowly")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.kind, args.port, args.log))
+        asyncio.run(_serve(args.kind, args.port, args.log, args.delay_ms))
 
 
 if __name__ == "__main__":
