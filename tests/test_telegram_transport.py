@@ -23,7 +23,14 @@ def chunked(_: int) -> bytes:
     chunks = b"".join(
         f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:middle], body[middle:])
     )
-    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    trailer = b"X-Checksum: ignored\r\n"  # a trailer field after the last chunk
+    return (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\n"
+        + trailer
+        + b"\r\n"
+    )
 
 
 def plain(_: int) -> bytes:

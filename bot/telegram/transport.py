@@ -255,8 +255,11 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     while True:
         size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
         if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
+            # Trailer fields may follow the last chunk; the bot needs none: read up to the blank
+            # line that ends the answer.
+            line = await reader.readline()
+            while line not in (b"\r\n", b"\n", b""):
+                line = await reader.readline()
             return bytes(body)
         body += await reader.readexactly(size)
         await reader.readline()
