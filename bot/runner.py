@@ -218,6 +218,11 @@ class Runner:
 
 def run(settings: Settings, policy: Policy, *, host: str | None, port: int | None) -> None:
     """Run the service until SIGINT or SIGTERM."""
-    for name in ("bot", "schedules", "surveys"):  # say what the service does, not just errors
+    for name in (
+        "bot",
+        "schedules",
+        "surveys",
+        "evalbot",
+    ):  # say what the service does, not just errors
         logging.getLogger(name).setLevel(logging.INFO)
     asyncio.run(Runner(settings, policy, host=host, port=port).serve())

@@ -230,8 +230,22 @@ def offer_telegram(session: Session, secret: bytes, person: Person) -> dict[str,
     recorded. It is queued whether or not there is a bot: without one, the message is rendered
     without it (``bot.links``)."""
     links = person_links(person)
-    for purpose, subject in links.values():
-        tokens.issue(session, secret, LinkPurpose(purpose), subject=subject, person_id=person.id)
+    rows = [
+        {
+            "purpose": purpose,
+            "token_hash": tokens.token_hash(
+                tokens.make_token(secret, LinkPurpose(purpose), subject)
+            ),
+            "created_at": utcnow(),
+            "person_id": person.id,
+            "booking_id": None,
+            "invitation_id": None,
+            "expires_at": None,
+        }
+        for purpose, subject in links.values()
+    ]
+    if rows:  # as ``issue_links``: two processes may record the same link at once
+        _bulk_insert(session, LINK_TABLE, rows, "token_hash", ["expires_at"])
     return links
 
 

@@ -164,15 +164,51 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
 
     Raises ``ValueError`` for someone already erased.
     """
+    return erase_people(session, [person], now=now, actor=actor)
+
+
+def erase_people(session: Session, people: list[Person], *, now: datetime, actor: str) -> Erasure:
+    """Erase each of ``people``, reading the audit log once for them all."""
+    found = Erasure()
+    identifying: set[str] = set()
+    for person in people:
+        identifying |= {person.email, person.name}
+        _erase(session, person, now=now, actor=actor, found=found)
+    found.audit_entries_cleaned = _clean_audit(session, identifying)
+    return found
+
+
+def _clean_audit(session: Session, identifying: set[str]) -> int:
+    """Replace the names and emails in ``identifying`` wherever they stand in audit details."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return "(erased)" if value in identifying else value
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    cleaned_entries = 0
+    # Details are free-form JSON, so each entry is read (in batches): erasure is rare.
+    for entry in session.exec(select(AuditEntry).execution_options(yield_per=1000)):
+        cleaned = clean(entry.detail)
+        if cleaned != entry.detail:
+            entry.detail = cleaned
+            session.add(entry)
+            cleaned_entries += 1
+    return cleaned_entries
+
+
+def _erase(session: Session, person: Person, *, now: datetime, actor: str, found: Erasure) -> None:
     if person.erased_at is not None:
         raise ValueError(f"this person was already erased on {person.erased_at:%d %B %Y}")
     assert person.id is not None
-    found = Erasure()
-    identifying = {person.email, person.name}
     booking_ids = list(
         session.exec(select(Booking.id).where(Booking.delegate_id == person.id)).all()
     )
-    found.bookings = len(booking_ids)
+    found.bookings += len(booking_ids)
     session.execute(
         update(Booking)
         .where(col(Booking.id).in_(booking_ids))
@@ -188,7 +224,7 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
             )
         ).all()
     )
-    found.answers_cleared = _count(
+    found.answers_cleared += _count(
         session.execute(
             update(Answer)
             .where(
@@ -197,7 +233,7 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
             .values(value_text=None)
         )
     )
-    found.surveys_withdrawn = _count(
+    found.surveys_withdrawn += _count(
         session.execute(
             update(SurveyInvitation)
             .where(
@@ -210,7 +246,7 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
     about = or_(
         col(OutboxMessage.person_id) == person.id, col(OutboxMessage.booking_id).in_(booking_ids)
     )
-    found.messages_withdrawn = _count(
+    found.messages_withdrawn += _count(
         session.execute(
             update(OutboxMessage)
             .where(about, col(OutboxMessage.state).in_(UNSENT))
@@ -218,7 +254,7 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
         )
     )
     # A message being sent this moment keeps what it needs; every other one loses its contents.
-    found.messages_emptied = _count(
+    found.messages_emptied += _count(
         session.execute(
             update(OutboxMessage)
             .where(about, col(OutboxMessage.state) != OutboxState.CLAIMED)
@@ -230,7 +266,7 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
         .where(col(OutboxMessage.person_id) == person.id)
         .values(recipient="erased")
     )
-    found.links_removed = _count(
+    found.links_removed += _count(
         session.execute(
             delete(Link).where(
                 or_(col(Link.person_id) == person.id, col(Link.booking_id).in_(booking_ids))
@@ -241,13 +277,6 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
         session.execute(
             delete(TelegramChat).where(col(TelegramChat.chat_id) == person.telegram_chat_id)
         )
-    # Details are free-form JSON, so each entry is read (in batches): erasure is rare.
-    for entry in session.exec(select(AuditEntry).execution_options(yield_per=1000)):
-        cleaned = {k: "(erased)" if v in identifying else v for k, v in entry.detail.items()}
-        if cleaned != entry.detail:
-            entry.detail = cleaned
-            session.add(entry)
-            found.audit_entries_cleaned += 1
     person.name = ERASED_NAME
     person.email = f"erased-{person.id}@erased.invalid"
     person.role = None
@@ -261,7 +290,6 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
     audit.record(
         session, at=now, actor=actor, action="person.erased", entity="person", entity_id=person.id
     )
-    return found
 
 
 def inactive_since(session: Session, cutoff: datetime) -> list[Person]:

@@ -992,7 +992,9 @@ class NameScrubber:
 
 def name_scrubber(connection: Connection) -> NameScrubber:
     """A scrubber for the names of everyone in the database."""
-    names = connection.execute(select(PERSON.c.name).distinct()).scalars()
+    names = connection.execute(
+        select(PERSON.c.name).where(PERSON.c.erased_at.is_(None)).distinct()
+    ).scalars()
     keep = [
         *connection.execute(select(COURSE.c.title)).scalars(),
         *connection.execute(select(AGENCY.c.name)).scalars(),

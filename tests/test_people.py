@@ -9,8 +9,10 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from surveys import audit
 from surveys.engine import submit_answer
 from surveys.models import (
+    AuditEntry,
     Booking,
     BookingStatus,
     InvitationStatus,
@@ -64,6 +66,16 @@ def test_export_then_erase_leaves_no_trace_and_keeps_the_figures(
             now=now,
             channel="web",
         )
+        # Audit details may nest (a register's marks, a campaign's scope): names are found there too.
+        audit.record(
+            session,
+            at=now,
+            actor="cli:admin",
+            action="campaign.run",
+            entity="campaign",
+            scope={"people": ["alice.okafor@riverside.example"], "course": "Working Together"},
+            counts={"queued": 1},
+        )
         session.commit()
 
     # The export names everything held about her, found by email in any case.
@@ -115,6 +127,8 @@ def test_export_then_erase_leaves_no_trace_and_keeps_the_figures(
             )
         ).all()
         assert pending == []
+        [campaign] = session.exec(select(AuditEntry).where(AuditEntry.action == "campaign.run"))
+        assert campaign.detail["scope"] == {"people": ["(erased)"], "course": "Working Together"}
 
     # The booking system's next export still lists her: she stays erased, Chloé is updated.
     status = cli("import", "bookings", str(export))

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from bot.cli.common import fail, load_context, parse_now
 from surveys.people import (
     PersonNotFound,
+    erase_people,
     erase_person,
     find_person,
     inactive_since,
@@ -110,8 +111,7 @@ def purge(
         typer.echo(f"{len(people)} people have had no booking since before {before}.")
         if not yes:
             typer.confirm(f"Erase these {len(people)} people? This cannot be undone", abort=True)
-        for person in people:
-            erase_person(session, person, now=moment, actor=context.actor)
+        erase_people(session, people, now=moment, actor=context.actor)
         session.commit()
     _compact(context.engine)
     typer.echo(f"Erased {len(people)} people.")
