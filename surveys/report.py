@@ -1405,8 +1405,18 @@ def suppress_small_groups(
         else row
         for row in report.change
     ]
+    # A course's figure sums its outcomes: with one outcome hidden, that figure less the others
+    # would give it back, so a course hides all its outcomes or none.
+    with_a_small_outcome = {
+        (row.course, row.transition, row.measure)
+        for row in report.change_by_outcome
+        if 0 < row.pairs < smallest
+    }
     copy.change_by_outcome = [
-        hide(row) if row.pairs < smallest else row for row in report.change_by_outcome
+        hide(row)
+        if row.pairs < smallest or (row.course, row.transition, row.measure) in with_a_small_outcome
+        else row
+        for row in report.change_by_outcome
     ]
     hidden = _hidden(report.applied, lambda r: (), lambda r: r.answers, smallest)
     copy.applied = [

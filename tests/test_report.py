@@ -733,4 +733,13 @@ def test_a_total_is_shown_once_what_it_hides_is_itself_enough_people(
     assert knowledge(4) == {CE: False, NM: True, WT: True, "All courses": True}
     assert knowledge(1) == dict.fromkeys((CE, NM, WT, "All courses"), False)
     assert suppress_small_groups(report, 3).smallest_group == 3
+
+    # Per outcome: where one of a course's outcomes is hidden, all of them are, or the course's
+    # figure less the others would give the hidden one back.
+    for smallest in (2, 3, 4):
+        by_course: dict[tuple[str, str, str], set[bool]] = {}
+        for row in suppress_small_groups(report, smallest).change_by_outcome:
+            key = (row.course, row.transition, row.measure)
+            by_course.setdefault(key, set()).add(row.suppressed)
+        assert all(len(states) == 1 for states in by_course.values()), (smallest, by_course)
     assert report.smallest_group is None  # the named edition's figures are left as they were
