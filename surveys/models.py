@@ -101,6 +101,7 @@ class BookingStatus(StrEnum):
     ATTENDED = "attended"
     PARTLY_ATTENDED = "partly attended"
     NO_SHOW = "no-show"
+    WAITING = "waiting"  # on the session's waiting list: no place yet, no surveys
 
 
 class Stage(StrEnum):
@@ -144,6 +145,8 @@ class LinkPurpose(StrEnum):
     CERTIFICATE = "certificate"
     UNSUBSCRIBE = "unsubscribe"
     TELEGRAM = "telegram"
+    REGISTER = "register"  # the trainer's register page, no account needed
+    OFFER = "offer"  # a waiting-list place offer's accept link
 
 
 class Agency(SQLModel, table=True):
@@ -174,6 +177,7 @@ class Person(SQLModel, table=True):
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
     erased_at: datetime | None = _when()
+    mobile: str | None = Field(default=None, sa_type=String(20))  # E.164, from the export
 
 
 class Course(SQLModel, table=True):
@@ -183,6 +187,8 @@ class Course(SQLModel, table=True):
     learning_outcomes: list[str] = _json(list)
     duration: Duration = Field(default=Duration.FULL, sa_type=String(10))
     created_at: datetime = _stamp()
+    # face to face, e-learning, conference or briefing: picks the survey variants.
+    course_type: str = Field(default="face to face", sa_type=String(20))
 
 
 class CourseSession(SQLModel, table=True):
@@ -211,6 +217,7 @@ class CourseSession(SQLModel, table=True):
     register_reminded_at: datetime | None = _when()
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
+    joining_link: str | None = Field(default=None, sa_type=String(500))  # online sessions
 
 
 class Booking(SQLModel, table=True):
