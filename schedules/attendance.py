@@ -49,6 +49,7 @@ from surveys.models import (
     OutboxState,
     SessionStatus,
 )
+from surveys.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +532,7 @@ def record_reason(
     session: Session, booking: Booking, reason: str, *, now: datetime, actor: str
 ) -> None:
     """Store the delegate's reason for a no-show (from the reason page); audited."""
-    reason = reason.strip()
+    reason = clean_text(reason)
     if not reason:
         raise AttendanceError("Please write a reason before sending.")
     if len(reason) > 2000:

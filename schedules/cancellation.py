@@ -44,6 +44,7 @@ from surveys.models import (
     Person,
     SessionStatus,
 )
+from surveys.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ def cancel_booking(
         if terms.status is CancelStatus.CANCELLED
         else BookingStatus.LATE_CANCELLATION
     )
-    reason = (reason or "").strip() or None
+    reason = clean_text(reason or "") or None
     if not _claim(session, booking, BookingStatus.BOOKED, new_status, now, reason):
         session.refresh(booking)
         return CancelOutcome(CancelStatus.REFUSED, _already_changed(booking), booking)
@@ -591,8 +592,8 @@ def nominate_replacement(
     so the next tick plans its pre-course questionnaire) and is sent the joining details at once.
     Raises ``NominationError`` naming what is wrong; nothing is written then.
     """
-    name = " ".join(name.split())
-    email = email.strip().lower()
+    name = " ".join(clean_text(name).split())
+    email = clean_text(email).lower()
     problem = nomination_problem(session, booking, now=now)
     if problem is not None:
         raise NominationError(problem)

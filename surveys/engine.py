@@ -13,7 +13,6 @@ is snapshotted on the first write (an answer), unless planning did it already.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -48,6 +47,7 @@ from surveys.models import (
     SurveyDefinitionVersion,
     SurveyInvitation,
 )
+from surveys.text import clean_text
 
 Value = str | list[str] | None
 
@@ -522,7 +522,7 @@ def parse_value(question: Question, value: Value) -> Parsed:
             if len(value) > 1:
                 raise AnswerError(_NOT_AN_OPTION)
             value = value[0] if value else None
-        value = _clean_text(value) if value is not None else None
+        value = clean_text(value) if value is not None else None
         values = [value] if value else []
     if not values:
         if question.optional:
@@ -552,13 +552,6 @@ def parse_value(question: Question, value: Value) -> Parsed:
     if question.kind is Kind.YESNO:
         return Parsed(value_num=1.0 if given == "yes" else 0.0, value_text=given)
     return Parsed(value_text=given)
-
-
-def _clean_text(text: str) -> str:
-    """Line endings made plain, control characters (which PostgreSQL refuses) dropped."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    kept = (ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-    return "".join(kept).strip()
 
 
 def _save(

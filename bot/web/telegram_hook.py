@@ -26,7 +26,9 @@ async def telegram_update(token: str, request: Request) -> Response:
     """One update from Telegram, queued for the bot's handlers."""
     application = getattr(request.app.state, "telegram", None)
     settings = request.app.state.settings
-    if application is None or not hmac.compare_digest(request.url.path, webhook_path(settings)):
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters in it.
+    given_path = request.url.path.encode()
+    if application is None or not hmac.compare_digest(given_path, webhook_path(settings).encode()):
         return Response(status_code=404)
     given = request.headers.get(HEADER, "")
     if not hmac.compare_digest(given.encode(), webhook_secret(settings).encode()):
@@ -35,8 +37,10 @@ async def telegram_update(token: str, request: Request) -> Response:
         return Response(status_code=403)
     try:
         data = json.loads(await request.body())
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise ValueError("an update is a JSON object with an integer update_id")
         update = Update.de_json(data, application.bot)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("refused a Telegram webhook call whose body is not an update: %s", exc)
         return Response(status_code=400)
     await application.update_queue.put(update)
