@@ -21,7 +21,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
 from typing import Any, Protocol
 
-from jinja2 import Template, TemplateError, TemplateNotFound
+from jinja2 import Environment, Template, TemplateError, TemplateNotFound
 from sqlmodel import Session
 
 from bot.channels.base import Outgoing
@@ -184,20 +184,21 @@ def render(
 
 def _render(name: str, context: Mapping[str, Any]) -> str:
     try:
-        return _template(name).render(context)
+        return _template(environment(), name).render(context)
     except TemplateNotFound as exc:
         raise RenderError(f"template {name} does not exist in {TEMPLATES}") from exc
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         problem = exc.message or type(exc).__name__
-        raise RenderError(f"template {name}{where}: {problem}") from exc
+        source = getattr(exc, "filename", None) or name
+        raise RenderError(f"template {source}{where}: {problem}") from exc
     except (ValueError, TypeError, KeyError) as exc:
         raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
 
 
 @cache
-def _template(name: str) -> Template:
-    # Looked up once per process: the dispatcher renders thousands of messages a minute, and
-    # each lookup would otherwise check the file on disk.
-    return environment().get_template(name)
+def _template(env: Environment, name: str) -> Template:
+    # Looked up once per environment: the dispatcher renders thousands of messages a minute,
+    # and each lookup would otherwise check the file on disk.
+    return env.get_template(name)

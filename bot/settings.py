@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from bot import branding, templating
+
 PREFIX = "EVALBOT_"
 SECRETS = ("secret_key", "smtp_password", "telegram_token", "telegram_webhook_secret")
 CONFIG_ENV = "EVALBOT_CONFIG"
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
     telegram_admins: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_trainers: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
+    # The partnership's look and words: templates over the shipped ones, a logo, a colour.
+    templates_dir: Path | None = None
+    logo: Path | None = None
+    brand_colour: str | None = None
+
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.
     policy: dict[str, Any] = Field(default_factory=dict)
@@ -107,6 +114,27 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _a_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
+    @field_validator("logo")
+    @classmethod
+    def _an_image(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            branding.logo_type(value)  # raises ValueError saying what is wrong
+        return value
+
+    @field_validator("brand_colour")
+    @classmethod
+    def _readable_colour(cls, value: str | None) -> str | None:
+        if value is not None:
+            return branding.check_colour(value)
+        return value
 
     @field_validator("telegram_admins", "telegram_trainers", mode="before")
     @classmethod
@@ -167,14 +195,19 @@ def _file_secrets(environ: dict[str, str]) -> dict[str, str]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read and check the settings, raising ``SettingsError`` with a readable message."""
+    """Read and check the settings, raising ``SettingsError`` with a readable message.
+
+    The templates' look (overrides, logo, colour) is set from them for the whole process.
+    """
     values = {**_file_secrets(dict(os.environ)), **overrides}
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None
     except PydanticSettingsError as exc:
         raise SettingsError(f"Evalbot cannot start: {exc}") from None
+    templating.configure(branding.look(settings))
+    return settings
 
 
 def describe(exc: ValidationError) -> str:
@@ -191,5 +224,6 @@ def describe(exc: ValidationError) -> str:
             where = f" in {source}" if source else ""
             lines.append(f"  {name}: not a setting Evalbot knows{where}")
         else:
-            lines.append(f"  {name}: {error['msg']}{shown}")
+            problem = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {problem}{shown}")
     return "\n".join(lines)

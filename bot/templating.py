@@ -1,15 +1,55 @@
-"""The one Jinja2 environment for every message and page (autoescape on for HTML)."""
+"""The one Jinja2 environment for every message and page (autoescape on for HTML).
+
+A partnership may put its own look and words over the shipped templates: files in
+``EVALBOT_TEMPLATES_DIR`` win over the shipped ones of the same name (email, Telegram, web
+pages and reports alike), and ``EVALBOT_LOGO`` and ``EVALBOT_BRAND_COLOUR`` reach every
+template as the globals ``logo_url`` and ``brand_colour``. ``load_settings`` calls ``configure``
+with them, so every message and page of the process has the same look.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_BRAND_COLOUR = "#1d4f91"
+LOGO_PATH = "/brand/logo"  # where the web app serves EVALBOT_LOGO
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a partnership changes of Evalbot's templates."""
+
+    overrides: Path | None = None
+    brand_colour: str = DEFAULT_BRAND_COLOUR
+    logo_url: str | None = None  # absolute, so that it works in an email too
+    logo_alt: str = ""
+
+
+_look = Look()
+
+
+def configure(look: Look) -> None:
+    """Use ``look`` for every template rendered from now on in this process."""
+    global _look
+    _look = look
+
+
+def current_look() -> Look:
+    return _look
 
 
 def local_time(
@@ -21,15 +61,34 @@ def local_time(
     return value.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
-@cache
 def environment() -> Environment:
+    """The environment for the look in force (see ``configure``)."""
+    return _environment(_look)
+
+
+def loader_for(overrides: Path | None) -> BaseLoader:
+    shipped = FileSystemLoader(TEMPLATES)
+    if overrides is None:
+        return shipped
+    return ChoiceLoader([FileSystemLoader(overrides), shipped])
+
+
+def build_environment(look: Look, undefined: type = StrictUndefined) -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=loader_for(look.overrides),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined,
+        undefined=undefined,
         auto_reload=False,  # templates ship with the code; no stat() on every render
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
+    env.globals["brand_colour"] = look.brand_colour
+    env.globals["logo_url"] = look.logo_url
+    env.globals["logo_alt"] = look.logo_alt
     return env
+
+
+@cache
+def _environment(look: Look) -> Environment:
+    return build_environment(look)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from bot.branding import logo_type
 from bot.settings import Settings
+from bot.templating import LOGO_PATH
 from bot.web import bookings, telegram_hook, unsubscribe
 from bot.web import surveys as survey_form
 from surveys.db import make_engine
@@ -20,6 +22,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(bookings.router)
     app.include_router(unsubscribe.router)
     app.include_router(telegram_hook.router)
+
+    @app.get(LOGO_PATH, include_in_schema=False)
+    def logo() -> Response:
+        """The partnership's logo (EVALBOT_LOGO), for pages and emails."""
+        if settings.logo is None:
+            return Response(status_code=404)
+        return Response(
+            settings.logo.read_bytes(),
+            media_type=logo_type(settings.logo),
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.get("/health")
     def health() -> dict[str, str]:
