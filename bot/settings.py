@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from surveys.files import write_private
+
 PREFIX = "EVALBOT_"
 SECRETS = ("secret_key", "smtp_password", "telegram_token", "telegram_webhook_secret")
 CONFIG_ENV = "EVALBOT_CONFIG"
@@ -140,8 +142,8 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value().encode()
         path = Path(".evalbot-secret")
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Private from its first byte: ``write_private`` creates it 600.
+            write_private(path, secrets.token_urlsafe(32).encode())
         return path.read_text().strip().encode()
 
 
