@@ -8,7 +8,9 @@ saying what is allowed (``SettingsError``).
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -173,10 +175,33 @@ def load_settings(**overrides: Any) -> Settings:
     values = {**_file_secrets(dict(os.environ)), **overrides}
     try:
         return Settings(**values)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(_toml_problem(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"Evalbot cannot start: cannot read the settings file {config_path()}: {exc}. "
+            "Save it as UTF-8 text, or point EVALBOT_CONFIG at another file."
+        ) from None
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None
     except PydanticSettingsError as exc:
         raise SettingsError(f"Evalbot cannot start: {exc}") from None
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> str:
+    """One line naming the file, line and column of a TOML syntax error, and what to do."""
+    text = str(exc)
+    found = re.search(r"\(at line (\d+), column (\d+)\)|\(at end of document\)", text)
+    what = text[: found.start()].strip() if found else text
+    if found and found.group(1):
+        where = f"line {found.group(1)}, column {found.group(2)}"
+    else:
+        where = "at the end"
+    return (
+        f"Evalbot cannot start: {config_path()}, {where}: {what[:1].lower() + what[1:]}. "
+        "Correct the TOML there (text values in double quotes, one `name = value` a line; "
+        "see the README's settings) and run the command again."
+    )
 
 
 def describe(exc: ValidationError) -> str:

@@ -17,6 +17,7 @@ from bot.cli import (
     reports,
     service,
 )
+from bot.cli.common import EvalbotGroup
 
 app = typer.Typer(
     name="evalbot",
@@ -28,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    cls=EvalbotGroup,
 )
 
 for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports, people):

@@ -6,10 +6,13 @@ import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import click
 import typer
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from typer.core import TyperGroup
 
 from bot.settings import Settings, SettingsError, load_settings
 from schedules.policy import Policy, PolicyError, load_policy
@@ -36,6 +39,37 @@ class Context:
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+class EvalbotGroup(TyperGroup):
+    """The command group: a database Evalbot cannot reach or open ends any command with one
+    message naming it, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            fail(database_problem(exc))
+
+
+def database_problem(exc: OperationalError | InterfaceError) -> str:
+    """What went wrong with the database, where it is, and what to do, without the password."""
+    cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    try:
+        url = make_url(load_settings().database_url)
+    except (SettingsError, ArgumentError):
+        return f"Evalbot cannot use its database: {cause}. Check EVALBOT_DATABASE_URL."
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"Evalbot cannot use the SQLite database {url.database}: {cause}. Check that the file "
+            "and its folder exist and may be written, and that EVALBOT_DATABASE_URL names it."
+        )
+    place = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return (
+        f"Evalbot cannot reach the database {url.database!r} on {place}: {cause}. Check that "
+        f"the database server is running and accepts connections on {place}, and that "
+        "EVALBOT_DATABASE_URL names the right host, port, user and password."
+    )
 
 
 def load_context(*, check_schema: bool = True) -> Context:
