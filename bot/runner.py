@@ -30,6 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from bot.mail_erasure import finish_erasure
 from bot.settings import Settings
 from bot.web.app import create_app
 from schedules.policy import Policy
@@ -153,12 +154,19 @@ class Runner:
                 secret=self.settings.secret,
                 definitions_dir=self.settings.survey_definitions_dir,
                 telegram=self.settings.telegram_token is not None,
+                retention_years=self.settings.retention_years,
             )
+            if report.erasure is not None:
+                await asyncio.to_thread(
+                    finish_erasure, self.engine, self.settings.mail_dir, report.erasure.traces
+                )
         except Exception:
             log.exception("the tick at %s failed; the next one tries again", now.isoformat())
             return None
         self.ticks += 1
         self.last_report = report
+        if report.erased:
+            log.info("Tick: erased %d people past the retention period", report.erased)
         if report.queued or report.due:
             queued = ", ".join(f"{name} {count}" for name, count in sorted(report.queued.items()))
             log.info("Tick: queued %s; %d messages due now", queued or "nothing", report.due)

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     telegram_admins: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_trainers: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
+    # Privacy and trust. How long a person is kept after their last session (0: until erased by
+    # hand), and the proxies (addresses, CIDR ranges or "*") whose X-Forwarded-For is believed.
+    retention_years: int = Field(default=6, ge=0, le=100)
+    forwarded_allow_ips: str = ""
+
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.
     policy: dict[str, Any] = Field(default_factory=dict)

@@ -69,6 +69,7 @@ from schedules.planning import (
 )
 from schedules.policy import Policy, StagePolicy
 from schedules.refresher import queue_refresher_reminders
+from schedules.retention import erase_expired
 from surveys import outbox
 from surveys.models import (
     Booking,
@@ -83,6 +84,7 @@ from surveys.models import (
     Stage,
     SurveyInvitation,
 )
+from surveys.people import Erasure
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,12 @@ class TickReport:
     queued: Counter[str] = field(default_factory=Counter)  # every message queued, by template
     held: int = 0  # due outside the sending window: moved to its next opening
     due: int = 0  # messages due for delivery at ``now`` after the tick
+    # Those the retention period ran out for, erased (``schedules.retention``); None if no one.
+    erasure: Erasure | None = None
+
+    @property
+    def erased(self) -> int:
+        return self.erasure.people if self.erasure is not None else 0
 
     def lines(self) -> list[str]:
         """The report for a person, one fact a line."""
@@ -133,6 +141,7 @@ class TickReport:
             f"Late cancellations charged: {self.charges}",
             f"Certificate notices: {self.certificates}",
             f"Held for the sending window: {self.held}",
+            f"People erased, past the retention period: {self.erased}",
         ]
         if self.queued:
             parts = ", ".join(f"{name} {count}" for name, count in sorted(self.queued.items()))
@@ -154,11 +163,13 @@ def tick(
     telegram: bool = True,
     dry_run: bool = False,
     batch_size: int = 1000,
+    retention_years: int = 0,
 ) -> TickReport:
     """One pass of everything due at ``now`` (aware); see the module's docstring.
 
     ``definitions_dir`` is where the partnership's survey definitions are (for the first
-    question an invitation shows); ``telegram`` whether messages may offer a Telegram link.
+    question an invitation shows); ``telegram`` whether messages may offer a Telegram link;
+    ``retention_years`` (0: none) how long people are kept after their last session.
     """
     if now.tzinfo is None:
         raise ValueError("tick needs an aware datetime for now")
@@ -222,6 +233,9 @@ def tick(
                 )
             )
             report.held = runner.run(lambda: hold_for_window(session, now, policy, zone))
+            report.erasure = runner.run(
+                lambda: erase_expired(session, now=now, years=retention_years)
+            )
             report.queued = Counter(
                 dict(
                     session.exec(

@@ -110,3 +110,16 @@ def ensure_current(engine: Engine) -> None:
             f"The database {found}, but this Evalbot needs revision {head}. "
             "Run `evalbot db upgrade` first."
         )
+
+
+def compact(engine: Engine) -> None:
+    """After an erasure: make deleted content really gone from a SQLite file.
+
+    A SQLite built without secure_delete keeps deleted content in free pages until they are
+    reused: rebuild the file, and empty the write-ahead log. PostgreSQL's own VACUUM reclaims
+    dead rows in time; nothing is done there.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+            db.exec_driver_sql("VACUUM")
+            db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -7,6 +7,7 @@ private mode in the same system call.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -20,10 +21,8 @@ def private_folder(path: Path) -> None:
     if path.is_dir():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(path, FOLDER_MODE)
-    except FileExistsError:
-        pass
 
 
 def create_private(path: Path) -> bool:

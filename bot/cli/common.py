@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, NoReturn
 
-import click
 import typer
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from typer._click.core import Context as ClickContext
 from typer.core import TyperGroup
 
 from bot.settings import Settings, SettingsError, load_settings
@@ -45,7 +45,7 @@ class EvalbotGroup(TyperGroup):
     """The command group: a database Evalbot cannot reach or open ends any command with one
     message naming it, not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except (OperationalError, InterfaceError) as exc:

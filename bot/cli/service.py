@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.cli.common import Context, load_context, parse_now
+from bot.mail_erasure import finish_erasure
 from schedules.planning import UNSENT
 from schedules.tick import tick
 from surveys.models import OutboxMessage
@@ -41,6 +42,7 @@ def tick_command(
         definitions_dir=settings.survey_definitions_dir,
         telegram=settings.telegram_token is not None,
         dry_run=dry_run,
+        retention_years=settings.retention_years,
     )
     local = moment.astimezone(settings.zone)
     heading = "Dry run: nothing was changed or sent" if dry_run else "Tick"
@@ -49,6 +51,8 @@ def tick_command(
         typer.echo(f"  {line}")
     if dry_run:
         return
+    if report.erasure is not None:
+        finish_erasure(context.engine, settings.mail_dir, report.erasure.traces)
     deliver(context, moment)
 
 
