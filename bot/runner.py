@@ -30,6 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from bot import log_redaction
 from bot.mail_erasure import finish_erasure
 from bot.settings import Settings
 from bot.web.app import create_app
@@ -226,6 +227,7 @@ class Runner:
 
 def run(settings: Settings, policy: Policy, *, host: str | None, port: int | None) -> None:
     """Run the service until SIGINT or SIGTERM."""
+    log_redaction.install()  # the access log stays on, without the tokens
     for name in (
         "bot",
         "schedules",

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from bot import log_redaction
 from bot.cli import (
     admin,
     attendance,
@@ -37,6 +38,7 @@ for module in (admin, imports, forms, delivery, service, attendance, campaigns, 
 
 
 def main() -> None:
+    log_redaction.install()
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -32,7 +32,10 @@ def web(
     """Serve the web app (survey form and personal links) alone, without Telegram or the tick."""
     import uvicorn
 
+    from bot import log_redaction
     from bot.web.app import create_app
+
+    log_redaction.install()  # requests are logged with each personal link's token replaced
 
     context = load_context()
     settings = context.settings
@@ -52,8 +55,7 @@ def web(
         create_app(settings, engine),
         host=chosen_host,
         port=chosen_port,
-        # Access logs would record every personal link's token: keep them off.
-        access_log=False,
+        access_log=True,
         server_header=False,
         log_level="info",
     )
