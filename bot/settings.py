@@ -7,6 +7,7 @@ saying what is allowed (``SettingsError``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -117,6 +118,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        return check_proxies(value)
+
     @field_validator("telegram_admins", "telegram_trainers", mode="before")
     @classmethod
     def _id_list(cls, value: Any) -> Any:
@@ -152,6 +158,22 @@ class Settings(BaseSettings):
             # Private from its first byte: ``write_private`` creates it 600.
             write_private(path, secrets.token_urlsafe(32).encode())
         return path.read_text().strip().encode()
+
+
+def check_proxies(value: str) -> str:
+    """A comma-separated list of proxy addresses or networks (or ``*``), checked."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    for part in parts:
+        if part == "*":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not an IP address or network; expected addresses such as "
+                "10.0.0.5, networks such as 10.0.0.0/8, or *, separated by commas"
+            ) from None
+    return ",".join(parts)
 
 
 def config_path() -> Path | None:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from typer._click.core import Context as ClickContext
 from typer.core import TyperGroup
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, check_proxies, load_settings
 from schedules.policy import Policy, PolicyError, load_policy
 from surveys.db import SchemaOutOfDate, ensure_current, make_engine
 
@@ -88,6 +88,24 @@ def load_context(*, check_schema: bool = True) -> Context:
         except SchemaOutOfDate as exc:
             fail(str(exc))
     return context
+
+
+FORWARDED_ALLOW_IPS: Any = typer.Option(
+    None,
+    "--forwarded-allow-ips",
+    help="The reverse proxies (addresses or networks, comma-separated, or *) whose "
+    "X-Forwarded-For names the client [EVALBOT_FORWARDED_ALLOW_IPS; default: none].",
+)
+
+
+def proxies_option(value: str | None) -> str | None:
+    """``--forwarded-allow-ips`` checked, or None when it was not given."""
+    if value is None:
+        return None
+    try:
+        return check_proxies(value)
+    except ValueError as exc:
+        fail(f"--forwarded-allow-ips: {exc}")
 
 
 def parse_now(value: str | None, settings: Settings) -> datetime:

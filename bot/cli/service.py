@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.cli.common import Context, load_context, parse_now
+from bot.cli.common import FORWARDED_ALLOW_IPS, Context, load_context, parse_now, proxies_option
 from bot.mail_erasure import finish_erasure
 from schedules.planning import UNSENT
 from schedules.tick import tick
@@ -108,12 +108,20 @@ def _outcomes(engine: Engine, ids: list[int]) -> list[tuple[str, str, int]]:
 def run_command(
     host: str | None = typer.Option(None, "--host", help="Listen on this address."),
     port: int | None = typer.Option(None, "--port", help="Listen on this port."),
+    forwarded_allow_ips: str | None = FORWARDED_ALLOW_IPS,
 ) -> None:
     """Run the service: the web app, Telegram when configured, and the tick every minute."""
     from bot.runner import run
 
+    proxies = proxies_option(forwarded_allow_ips)
     context = load_context()
-    run(context.settings, context.policy, host=host, port=port)
+    run(
+        context.settings,
+        context.policy,
+        host=host,
+        port=port,
+        forwarded_allow_ips=proxies,
+    )
 
 
 def register(app: typer.Typer) -> None:
