@@ -1,9 +1,14 @@
-"""No personal link's token, webhook secret path or bot token reaches a log, at any level.
+"""No personal link's token, webhook secret path or bot token reaches a log, at any level, and
+no email address in full.
 
 Every log record is redacted when it is made (``install``): its message, each of its arguments
 (uvicorn's access log passes the path as one), its traceback and its stack. So the access log
 still says which page was asked for and what it answered (``GET /s/… HTTP/1.1" 200``) and
 uvicorn's error log, which names the path when a request fails, names it without the token.
+
+Email addresses keep their first letter and their domain (``a…@riverside.example``): enough to
+tell a relay's fault about one organisation from another's, while a log line, which erasure
+cannot reach, names no one. The outbox row's id in the same line leads to the whole address.
 """
 
 from __future__ import annotations
@@ -32,12 +37,16 @@ _TOKEN_PATH = re.compile(
 )
 # A Bot API URL carries the bot's token (https://api.telegram.org/bot<token>/getMe).
 _BOT_TOKEN = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
+_EMAIL = re.compile(r"(?<![\w.%+-])([\w%+-])[\w.%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # Query strings may carry a token too (?token=..., ?start=...): their values are dropped.
 _QUERY_VALUE = re.compile(r"([?&][A-Za-z0-9_.-]+=)[^&#\s\"']+")
 
 
 def redact(text: str) -> str:
-    """``text`` with every token in a path or query replaced by ``…``."""
+    """``text`` with every token in a path or query, and every email address's local part,
+    replaced by ``…``."""
+    if "@" in text:
+        text = _EMAIL.sub(rf"\g<1>{HIDDEN}@\g<2>", text)
     if "/" not in text and "=" not in text:
         return text
     text = _TOKEN_PATH.sub(rf"\g<1>{HIDDEN}", text)

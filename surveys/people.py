@@ -91,6 +91,7 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
             "email": person.email,
             "agency": agency.name if agency else None,
             "role": person.role,
+            "mobile": person.mobile,
             "competency_group": person.competency_group,
             "telegram_linked": person.telegram_chat_id is not None,
             "preferred_channel": str(person.preferred_channel),

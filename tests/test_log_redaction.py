@@ -3,13 +3,14 @@ asked for links of every kind, log each request with the token replaced."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bot.log_redaction import redact
+from bot.log_redaction import redact, redact_record
 from bot.settings import load_settings
 from bot.telegram.runtime import webhook_path
 from tests.live_service import SECRET, live, prepare
@@ -60,3 +61,25 @@ def test_redaction_keeps_the_page_and_drops_the_token() -> None:
         "POST https://api.telegram.org/bot…/getMe"
     )
     assert redact("/sessions and /status") == "/sessions and /status"
+
+
+def test_a_log_line_names_no_one_by_email() -> None:
+    """What the dispatcher logs when a relay refuses an address: the line erasure cannot reach."""
+    record = logging.LogRecord(
+        "evalbot.dispatcher",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s of person %s marked undeliverable: %s",
+        (
+            "email",
+            7,
+            "refused alice.okafor@riverside.example: 550 <Alice.Okafor@Riverside.example>",
+        ),
+        None,
+    )
+    line = redact_record(record).getMessage()
+    assert line == (
+        "email of person 7 marked undeliverable: refused a…@riverside.example: 550 "
+        "<A…@Riverside.example>"
+    )
