@@ -13,8 +13,8 @@ column is searched, and a table is linked to a person by its foreign keys.
   the audit entries about any of those. Elsewhere the same words may be someone else's.
 
 A string value equal to a trace (ignoring case and surrounding space) is replaced whole; a
-longer one loses each occurrence of a trace of ``MIN_SUBSTRING`` characters or more (shorter
-ones would take pieces of unrelated words with them).
+longer one loses each whole-word occurrence of a trace of ``MIN_SUBSTRING`` characters or more
+(shorter ones would take unrelated words with them).
 """
 
 from __future__ import annotations
@@ -81,8 +81,10 @@ class Scrubber:
     def __init__(self, traces: Iterable[str]):
         self.whole = {t.casefold() for t in traces}
         long = sorted((t for t in traces if len(t) >= MIN_SUBSTRING), key=len, reverse=True)
+        # Whole words only: erasing "Christa" must not take "Christ" out of "Christmas".
+        alternatives = "|".join(re.escape(t) for t in long)
         self.pattern = (
-            re.compile("|".join(re.escape(t) for t in long), re.IGNORECASE) if long else None
+            re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE) if long else None
         )
 
     def __bool__(self) -> bool:

@@ -159,3 +159,22 @@ def test_erasure_leaves_no_trace_in_a_postgresql_dump(
     after = dump()
     assert found(after) == []
     assert b"Chloe Brennan" in after and b"Bob Whitfield" in after
+
+
+def test_traces_are_removed_as_whole_words_wherever_they_stand_in_json() -> None:
+    from surveys.scrub import Scrubber
+
+    scrubber = Scrubber({"Christa Lee", "christa@lee.example", "Chris", "ill"})
+    detail = {
+        "scope": {"people": ["CHRISTA@lee.example", "dev@northgate.example"]},
+        "note": "Merry Christmas from Christa Lee <christa@lee.example>",
+        "reason": " ill ",
+        "counts": {"queued": 3},
+    }
+    assert scrubber.scrub(detail) == {
+        "scope": {"people": ["(erased)", "dev@northgate.example"]},
+        "note": "Merry Christmas from (erased) <(erased)>",
+        "reason": "(erased)",  # a short trace goes only when it is the whole value
+        "counts": {"queued": 3},
+    }
+    assert scrubber.scrub("still willing") == "still willing"
