@@ -195,8 +195,8 @@ def _gather(session: Session, person: Person, traces: Traces) -> None:
         raise ValueError(f"this person was already erased on {person.erased_at:%d %B %Y}")
     assert person.id is not None
     traces.person_ids.add(person.id)
-    traces.add_identity(person.name, person.email, person.mobile)
-    traces.add_private(person.telegram_chat_id)
+    # The chat id too: an audit entry's actor names the chat an admin or trainer worked from.
+    traces.add_identity(person.name, person.email, person.mobile, person.telegram_chat_id)
     bookings = session.exec(select(Booking).where(Booking.delegate_id == person.id)).all()
     booking_ids = {b.id for b in bookings if b.id is not None}
     traces.booking_ids |= booking_ids

@@ -4,13 +4,13 @@ Erasure must not depend on a list of columns that the next feature's column esca
 module reads the tables' own description (SQLModel's metadata): every String, Text and JSON
 column is searched, and a table is linked to a person by its foreign keys.
 
-- ``identity`` strings (name, email, mobile number) are removed from every table: they may
-  stand in a message to a manager, a campaign's scope or a relay's error about someone else's
-  message. The ``person`` table itself is left to the caller, so that someone else who shares
-  the name keeps it.
-- ``private`` strings (free text the person wrote, their Telegram chat id) are removed from the
-  rows linked to them: their bookings, surveys and answers, the messages to or about them, and
-  the audit entries about any of those. Elsewhere the same words may be someone else's.
+- ``identity`` strings (name, email, mobile number, Telegram chat id) are removed from every
+  table: they may stand in a message to a manager, a campaign's scope, an audit entry's actor
+  or a relay's error about someone else's message. The ``person`` table itself is left to the
+  caller, so that someone else who shares the name keeps it.
+- ``private`` strings (free text the person wrote) are removed from the rows linked to them:
+  their bookings, surveys and answers, the messages to or about them, and the audit entries
+  about any of those. Elsewhere the same words may be someone else's.
 
 A string value equal to a trace (ignoring case and surrounding space) is replaced whole; a
 longer one loses each whole-word occurrence of a trace of ``MIN_SUBSTRING`` characters or more

@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from schedules.attendance import record_reason
+from surveys import audit
 from surveys.db import make_engine
 from surveys.engine import submit_answer
 from surveys.models import Booking, Person, Stage, SurveyInvitation
+from tests.conftest import utc
 from tests.smtp_servers import SmtpServer, running
 
 HEADER = (
@@ -44,6 +46,7 @@ FREE_TEXT = "Hoping to talk through the Larkspur Close referral"
 NO_SHOW_REASON = "My daughter was admitted to Kettering General"
 CANCEL_REASON = "Covering for a colleague at the Quayside office"
 MOBILE = "+447700900461"
+CHAT = 735550101
 # What must not survive, in any form a dump or a file would show it.
 TRACES = [
     b"Alice Okafor",
@@ -53,6 +56,7 @@ TRACES = [
     b"Kettering General",
     b"Quayside office",
     b"7700900461",
+    b"735550101",
 ]
 
 
@@ -84,7 +88,15 @@ def live_alices_year(url: str, tmp_path: Path, smtp: SmtpServer, monkeypatch) ->
         session.execute(
             update(Person)
             .where(Person.email == "alice.okafor@riverside.example")
-            .values(mobile=MOBILE)
+            .values(mobile=MOBILE, telegram_chat_id=CHAT)
+        )
+        # She once answered from Telegram: the chat id stands in an audit entry's actor too.
+        audit.record(
+            session,
+            at=utc("2026-02-20 10:00"),
+            actor=f"telegram:{CHAT}",
+            action="telegram.linked",
+            entity="chat",
         )
         session.commit()
     cli("tick", "--now", "2026-02-23T09:30")  # confirmations and the pre-course questionnaire
