@@ -157,6 +157,8 @@ class Settings(BaseSettings):
         if not path.exists():
             # Private from its first byte: ``write_private`` creates it 600.
             write_private(path, secrets.token_urlsafe(32).encode())
+        elif path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # made by an Evalbot that created it readable by others
         return path.read_text().strip().encode()
 
 

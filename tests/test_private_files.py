@@ -67,3 +67,16 @@ def test_a_rewritten_message_stays_private(tmp_path: Path, open_umask: None) -> 
     path.chmod(0o644)
     write_private(path, b"new")
     assert path.read_bytes() == b"new" and mode(path) == 0o600
+
+
+def test_a_secret_left_readable_by_an_older_evalbot_is_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_umask: None
+) -> None:
+    from bot.settings import load_settings
+
+    monkeypatch.delenv("EVALBOT_SECRET_KEY")
+    secret = tmp_path / ".evalbot-secret"
+    secret.write_text("an-old-secret\n")
+    secret.chmod(0o644)
+    assert load_settings().secret == b"an-old-secret"
+    assert mode(secret) == 0o600
