@@ -30,8 +30,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from bot import log_redaction
+from bot.mail_erasure import finish_erasure
 from bot.settings import Settings
 from bot.web.app import create_app
+from bot.web.security import proxy_options
 from schedules.policy import Policy
 from schedules.tick import TickReport, tick
 from surveys.db import make_engine
@@ -111,6 +114,7 @@ class Runner:
         *,
         host: str | None = None,
         port: int | None = None,
+        forwarded_allow_ips: str | None = None,
         engine: Engine | None = None,
         clock: Callable[[], datetime] = real_clock,
         tick_seconds: float = 60.0,
@@ -130,8 +134,18 @@ class Runner:
             *telegram_services(settings, self.engine, self.app, clock),
             self.dispatcher,
         ]
+        proxies = (
+            forwarded_allow_ips if forwarded_allow_ips is not None else settings.forwarded_allow_ips
+        )
         self.server = _QuietServer(
-            uvicorn.Config(self.app, host=self.host, port=self.port, log_level="info")
+            uvicorn.Config(
+                self.app,
+                host=self.host,
+                port=self.port,
+                log_level="info",
+                server_header=False,
+                **proxy_options(proxies),
+            )
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.ticks = 0
@@ -153,12 +167,19 @@ class Runner:
                 secret=self.settings.secret,
                 definitions_dir=self.settings.survey_definitions_dir,
                 telegram=self.settings.telegram_token is not None,
+                retention_years=self.settings.retention_years,
             )
+            if report.erasure is not None:
+                await asyncio.to_thread(
+                    finish_erasure, self.engine, self.settings.mail_dir, report.erasure.traces
+                )
         except Exception:
             log.exception("the tick at %s failed; the next one tries again", now.isoformat())
             return None
         self.ticks += 1
         self.last_report = report
+        if report.erased:
+            log.info("Tick: erased %d people past the retention period", report.erased)
         if report.queued or report.due:
             queued = ", ".join(f"{name} {count}" for name, count in sorted(report.queued.items()))
             log.info("Tick: queued %s; %d messages due now", queued or "nothing", report.due)
@@ -216,8 +237,16 @@ class Runner:
             self.engine.dispose()
 
 
-def run(settings: Settings, policy: Policy, *, host: str | None, port: int | None) -> None:
+def run(
+    settings: Settings,
+    policy: Policy,
+    *,
+    host: str | None,
+    port: int | None,
+    forwarded_allow_ips: str | None = None,
+) -> None:
     """Run the service until SIGINT or SIGTERM."""
+    log_redaction.install()  # the access log stays on, without the tokens
     for name in (
         "bot",
         "schedules",
@@ -225,4 +254,5 @@ def run(settings: Settings, policy: Policy, *, host: str | None, port: int | Non
         "evalbot",
     ):  # say what the service does, not just errors
         logging.getLogger(name).setLevel(logging.INFO)
-    asyncio.run(Runner(settings, policy, host=host, port=port).serve())
+    runner = Runner(settings, policy, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+    asyncio.run(runner.serve())

@@ -7,8 +7,11 @@ saying what is allowed (``SettingsError``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +28,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 from bot import branding, templating
+from surveys.files import write_private
 
 PREFIX = "EVALBOT_"
 SECRETS = ("secret_key", "smtp_password", "telegram_token", "telegram_webhook_secret")
@@ -94,6 +98,10 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     logo: Path | None = None
     brand_colour: str | None = None
+    # Privacy and trust. How long a person is kept after their last session (0: until erased by
+    # hand), and the proxies (addresses, CIDR ranges or "*") whose X-Forwarded-For is believed.
+    retention_years: int = Field(default=6, ge=0, le=100)
+    forwarded_allow_ips: str = ""
 
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.
@@ -135,6 +143,10 @@ class Settings(BaseSettings):
         if value is not None:
             return branding.check_colour(value)
         return value
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        return check_proxies(value)
 
     @field_validator("telegram_admins", "telegram_trainers", mode="before")
     @classmethod
@@ -168,9 +180,27 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value().encode()
         path = Path(".evalbot-secret")
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Private from its first byte: ``write_private`` creates it 600.
+            write_private(path, secrets.token_urlsafe(32).encode())
+        elif path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # made by an Evalbot that created it readable by others
         return path.read_text().strip().encode()
+
+
+def check_proxies(value: str) -> str:
+    """A comma-separated list of proxy addresses or networks (or ``*``), checked."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    for part in parts:
+        if part == "*":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not an IP address or network; expected addresses such as "
+                "10.0.0.5, networks such as 10.0.0.0/8, or *, separated by commas"
+            ) from None
+    return ",".join(parts)
 
 
 def config_path() -> Path | None:
@@ -202,12 +232,35 @@ def load_settings(**overrides: Any) -> Settings:
     values = {**_file_secrets(dict(os.environ)), **overrides}
     try:
         settings = Settings(**values)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(_toml_problem(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"Evalbot cannot start: cannot read the settings file {config_path()}: {exc}. "
+            "Save it as UTF-8 text, or point EVALBOT_CONFIG at another file."
+        ) from None
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None
     except PydanticSettingsError as exc:
         raise SettingsError(f"Evalbot cannot start: {exc}") from None
     templating.configure(branding.look(settings))
     return settings
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> str:
+    """One line naming the file, line and column of a TOML syntax error, and what to do."""
+    text = str(exc)
+    found = re.search(r"\(at line (\d+), column (\d+)\)|\(at end of document\)", text)
+    what = text[: found.start()].strip() if found else text
+    if found and found.group(1):
+        where = f"line {found.group(1)}, column {found.group(2)}"
+    else:
+        where = "at the end"
+    return (
+        f"Evalbot cannot start: {config_path()}, {where}: {what[:1].lower() + what[1:]}. "
+        "Correct the TOML there (text values in double quotes, one `name = value` a line; "
+        "see the README's settings) and run the command again."
+    )
 
 
 def describe(exc: ValidationError) -> str:

@@ -11,8 +11,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
+
+from surveys.files import create_private
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -29,12 +31,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # opens and closes new ones.
             kwargs.setdefault("pool_size", 20)
             kwargs.setdefault("max_overflow", 20)
+        _create_private_database(url)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _create_private_database(url: str) -> None:
+    """Create a SQLite database file readable by its owner alone, before SQLite creates it with
+    the umask's mode; its -wal and -shm files take the database file's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        create_private(path)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -96,3 +110,16 @@ def ensure_current(engine: Engine) -> None:
             f"The database {found}, but this Evalbot needs revision {head}. "
             "Run `evalbot db upgrade` first."
         )
+
+
+def compact(engine: Engine) -> None:
+    """After an erasure: make deleted content really gone from a SQLite file.
+
+    A SQLite built without secure_delete keeps deleted content in free pages until they are
+    reused: rebuild the file, and empty the write-ahead log. PostgreSQL's own VACUUM reclaims
+    dead rows in time; nothing is done there.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+            db.exec_driver_sql("VACUUM")
+            db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -10,7 +10,7 @@ to or about them are withdrawn and their open surveys too, so nothing more is se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +34,13 @@ from surveys.models import (
     SurveyInvitation,
     TelegramChat,
 )
+from surveys.scrub import Traces, scrub_everywhere, scrub_linked
 
 ERASED_NAME = "Erased person"
 UNSENT = (OutboxState.PENDING, OutboxState.FAILED)
 NOT_ANSWERED = (InvitationStatus.PLANNED, InvitationStatus.OPEN)
+# Audit details that hold what a person wrote (a cancellation or no-show reason).
+FREE_TEXT_KEYS = {"reason", "note", "text"}
 
 
 class PersonNotFound(LookupError):
@@ -88,6 +91,7 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
             "email": person.email,
             "agency": agency.name if agency else None,
             "role": person.role,
+            "mobile": person.mobile,
             "competency_group": person.competency_group,
             "telegram_linked": person.telegram_chat_id is not None,
             "preferred_channel": str(person.preferred_channel),
@@ -150,13 +154,15 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
 class Erasure:
     """What ``erase_person`` changed, for the admin who asked."""
 
+    people: int = 0
     bookings: int = 0
     answers_cleared: int = 0
     surveys_withdrawn: int = 0
     messages_withdrawn: int = 0
     messages_emptied: int = 0
     links_removed: int = 0
-    audit_entries_cleaned: int = 0
+    values_scrubbed: int = 0  # names, emails and free text removed from other columns
+    traces: Traces = field(default_factory=Traces)
 
 
 def erase_person(session: Session, person: Person, *, now: datetime, actor: str) -> Erasure:
@@ -168,42 +174,77 @@ def erase_person(session: Session, person: Person, *, now: datetime, actor: str)
 
 
 def erase_people(session: Session, people: list[Person], *, now: datetime, actor: str) -> Erasure:
-    """Erase each of ``people``, reading the audit log once for them all."""
-    found = Erasure()
-    identifying: set[str] = set()
+    """Erase each of ``people``, then remove their strings from every table (``surveys.scrub``).
+
+    ``Erasure.traces`` says what was removed, for what lies outside the database (written mail).
+    """
+    found = Erasure(people=len(people))
     for person in people:
-        identifying |= {person.email, person.name}
+        _gather(session, person, found.traces)
+    for person in people:
         _erase(session, person, now=now, actor=actor, found=found)
-    found.audit_entries_cleaned = _clean_audit(session, identifying)
+    session.flush()
+    found.values_scrubbed = scrub_linked(session, found.traces)
+    found.values_scrubbed += scrub_everywhere(session, found.traces)
     return found
 
 
-def _clean_audit(session: Session, identifying: set[str]) -> int:
-    """Replace the names and emails in ``identifying`` wherever they stand in audit details."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return "(erased)" if value in identifying else value
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [clean(item) for item in value]
-        return value
-
-    cleaned_entries = 0
-    # Details are free-form JSON, so each entry is read (in batches): erasure is rare.
-    for entry in session.exec(select(AuditEntry).execution_options(yield_per=1000)):
-        cleaned = clean(entry.detail)
-        if cleaned != entry.detail:
-            entry.detail = cleaned
-            session.add(entry)
-            cleaned_entries += 1
-    return cleaned_entries
+def _gather(session: Session, person: Person, traces: Traces) -> None:
+    """Note what identifies ``person``, what they wrote, and the rows linked to them."""
+    if person.erased_at is not None:
+        raise ValueError(f"this person was already erased on {person.erased_at:%d %B %Y}")
+    assert person.id is not None
+    traces.person_ids.add(person.id)
+    # The chat id too: an audit entry's actor names the chat an admin or trainer worked from.
+    traces.add_identity(person.name, person.email, person.mobile, person.telegram_chat_id)
+    bookings = session.exec(select(Booking).where(Booking.delegate_id == person.id)).all()
+    booking_ids = {b.id for b in bookings if b.id is not None}
+    traces.booking_ids |= booking_ids
+    for booking in bookings:
+        traces.add_private(booking.cancel_reason, booking.no_show_reason)
+    invitation_ids = {
+        i
+        for i in session.exec(
+            select(SurveyInvitation.id).where(
+                or_(
+                    col(SurveyInvitation.person_id) == person.id,
+                    col(SurveyInvitation.booking_id).in_(booking_ids),
+                )
+            )
+        ).all()
+        if i is not None
+    }
+    traces.invitation_ids |= invitation_ids
+    if invitation_ids:
+        traces.add_private(
+            *session.exec(
+                select(Answer.value_text).where(
+                    col(Answer.invitation_id).in_(invitation_ids),
+                    col(Answer.value_text).is_not(None),
+                )
+            ).all()
+        )
+    messages = session.exec(
+        select(OutboxMessage.id, OutboxMessage.message_id).where(
+            or_(
+                col(OutboxMessage.person_id) == person.id,
+                col(OutboxMessage.booking_id).in_(booking_ids),
+                col(OutboxMessage.invitation_id).in_(invitation_ids),
+            )
+        )
+    ).all()
+    traces.outbox_ids |= {row_id for row_id, _ in messages if row_id is not None}
+    traces.message_ids |= {message_id for _, message_id in messages if message_id}
+    # Reasons given earlier and since changed live on only in the audit log.
+    about = or_(
+        (col(AuditEntry.entity) == "person") & (col(AuditEntry.entity_id) == person.id),
+        (col(AuditEntry.entity) == "booking") & col(AuditEntry.entity_id).in_(booking_ids),
+    )
+    for detail in session.exec(select(AuditEntry.detail).where(about)).all():
+        traces.add_private(*(v for k, v in detail.items() if k in FREE_TEXT_KEYS))
 
 
 def _erase(session: Session, person: Person, *, now: datetime, actor: str, found: Erasure) -> None:
-    if person.erased_at is not None:
-        raise ValueError(f"this person was already erased on {person.erased_at:%d %B %Y}")
     assert person.id is not None
     booking_ids = list(
         session.exec(select(Booking.id).where(Booking.delegate_id == person.id)).all()
@@ -280,6 +321,7 @@ def _erase(session: Session, person: Person, *, now: datetime, actor: str, found
     person.name = ERASED_NAME
     person.email = f"erased-{person.id}@erased.invalid"
     person.role = None
+    person.mobile = None
     person.competency_group = None
     person.telegram_chat_id = None
     person.preferred_channel = Channel.EMAIL
@@ -292,7 +334,7 @@ def _erase(session: Session, person: Person, *, now: datetime, actor: str, found
     )
 
 
-def inactive_since(session: Session, cutoff: datetime) -> list[Person]:
+def inactive_since(session: Session, cutoff: datetime, limit: int | None = None) -> list[Person]:
     """People not yet erased whose every booking (as delegate or line manager) ended before
     ``cutoff`` and who were added before it: those a retention period has run out for."""
     last_as_delegate = select(Booking.delegate_id.label("person_id"), CourseSession.ends_at).join(  # type: ignore[attr-defined]
@@ -317,6 +359,7 @@ def inactive_since(session: Session, cutoff: datetime) -> list[Person]:
             col(Person.id).not_in(trainers),
         )
         .order_by(col(Person.id))
+        .limit(limit)
     )
     return list(session.exec(query).all())
 

@@ -94,10 +94,17 @@ def test_export_then_erase_leaves_no_trace_and_keeps_the_figures(
     assert refused.exit_code == 1 and "Erase this person?" in refused.output
     assert cli("person", "export", "alice.okafor@riverside.example").exit_code == 0
 
+    mail = tmp_path / "evalbot-mail"
+    to_alice = [p for p in mail.glob("*.eml") if b"alice.okafor" in p.read_bytes()]
+    assert to_alice, "her confirmation and questionnaire were written to the mail folder"
     erased = cli(
         "person", "erase", "alice.okafor@riverside.example", "--now", "2026-02-24T10:00", "--yes"
     )
     assert erased.exit_code == 0, erased.output
+    assert f"Written emails deleted from evalbot-mail: {len(to_alice)}." in erased.output
+    assert not any(p.exists() for p in to_alice)
+    left = list(mail.glob("*.eml"))
+    assert left and not any(b"Okafor" in p.read_bytes() for p in left), "Chloe's mail stays"
     assert "Erased." in erased.output and "free-text answers cleared: 1" in erased.output
 
     gone = cli("person", "export", "alice.okafor@riverside.example")

@@ -45,6 +45,7 @@ from aiosmtplib import (
 
 from bot.channels.base import ChannelError, Delivered, Outgoing
 from bot.settings import Settings
+from surveys.files import private_folder, write_private
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
@@ -403,9 +404,9 @@ class MailFolderChannel:
         data = build_message(message, mail_from=self.mail_from, reply_to=self.reply_to)
         path = self.path_for(message)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)  # the messages hold personal links: owner only
             partial = path.with_suffix(".eml.part")
-            partial.write_bytes(data)
+            write_private(partial, data)
             # A retry writes the same name, so a message is never in the folder twice.
             os.replace(partial, path)
         except OSError as exc:

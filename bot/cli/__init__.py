@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from bot import log_redaction
 from bot.cli import (
     admin,
     attendance,
@@ -18,6 +19,7 @@ from bot.cli import (
     service,
     templates,
 )
+from bot.cli.common import EvalbotGroup
 
 app = typer.Typer(
     name="evalbot",
@@ -29,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    cls=EvalbotGroup,
 )
 
 for module in (
@@ -47,6 +50,7 @@ for module in (
 
 
 def main() -> None:
+    log_redaction.install()
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -6,12 +6,15 @@ import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from typer._click.core import Context as ClickContext
+from typer.core import TyperGroup
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, check_proxies, load_settings
 from schedules.policy import Policy, PolicyError, load_policy
 from surveys.db import SchemaOutOfDate, ensure_current, make_engine
 
@@ -38,6 +41,37 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+class EvalbotGroup(TyperGroup):
+    """The command group: a database Evalbot cannot reach or open ends any command with one
+    message naming it, not a traceback."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            fail(database_problem(exc))
+
+
+def database_problem(exc: OperationalError | InterfaceError) -> str:
+    """What went wrong with the database, where it is, and what to do, without the password."""
+    cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    try:
+        url = make_url(load_settings().database_url)
+    except (SettingsError, ArgumentError):
+        return f"Evalbot cannot use its database: {cause}. Check EVALBOT_DATABASE_URL."
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"Evalbot cannot use the SQLite database {url.database}: {cause}. Check that the file "
+            "and its folder exist and may be written, and that EVALBOT_DATABASE_URL names it."
+        )
+    place = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return (
+        f"Evalbot cannot reach the database {url.database!r} on {place}: {cause}. Check that "
+        f"the database server is running and accepts connections on {place}, and that "
+        "EVALBOT_DATABASE_URL names the right host, port, user and password."
+    )
+
+
 def load_context(*, check_schema: bool = True) -> Context:
     """Settings and a database at the current schema, or a clear message and exit 2."""
     try:
@@ -54,6 +88,24 @@ def load_context(*, check_schema: bool = True) -> Context:
         except SchemaOutOfDate as exc:
             fail(str(exc))
     return context
+
+
+FORWARDED_ALLOW_IPS: Any = typer.Option(
+    None,
+    "--forwarded-allow-ips",
+    help="The reverse proxies (addresses or networks, comma-separated, or *) whose "
+    "X-Forwarded-For names the client [EVALBOT_FORWARDED_ALLOW_IPS; default: none].",
+)
+
+
+def proxies_option(value: str | None) -> str | None:
+    """``--forwarded-allow-ips`` checked, or None when it was not given."""
+    if value is None:
+        return None
+    try:
+        return check_proxies(value)
+    except ValueError as exc:
+        fail(f"--forwarded-allow-ips: {exc}")
 
 
 def parse_now(value: str | None, settings: Settings) -> datetime:

@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.cli.common import fail, load_context
+from bot.cli.common import FORWARDED_ALLOW_IPS, fail, load_context, proxies_option
 from surveys.db import make_engine, session_scope
 from surveys.definitions import DefinitionError, Kind, definition_path, load_definitions
 from surveys.models import Answer, Booking, Course, CourseSession, SurveyInvitation
@@ -28,12 +28,18 @@ def web(
         int | None,
         typer.Option("--port", min=1, max=65535, help="Port to listen on [EVALBOT_WEB_PORT]."),
     ] = None,
+    forwarded_allow_ips: str | None = FORWARDED_ALLOW_IPS,
 ) -> None:
     """Serve the web app (survey form and personal links) alone, without Telegram or the tick."""
     import uvicorn
 
+    from bot import log_redaction
     from bot.web.app import create_app
+    from bot.web.security import proxy_options
 
+    log_redaction.install()  # requests are logged with each personal link's token replaced
+
+    proxies = proxies_option(forwarded_allow_ips)
     context = load_context()
     settings = context.settings
     try:
@@ -52,10 +58,10 @@ def web(
         create_app(settings, engine),
         host=chosen_host,
         port=chosen_port,
-        # Access logs would record every personal link's token: keep them off.
-        access_log=False,
+        access_log=True,
         server_header=False,
         log_level="info",
+        **proxy_options(proxies if proxies is not None else settings.forwarded_allow_ips),
     )
 
 

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import typer
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.cli.common import fail, load_context, parse_now
+from bot.cli.common import Context, fail, load_context, parse_now
+from bot.mail_erasure import finish_erasure
 from surveys.people import (
+    Erasure,
     PersonNotFound,
     erase_people,
     erase_person,
@@ -76,14 +77,15 @@ def erase(
             typer.confirm("Erase this person? This cannot be undone", abort=True)
         done = erase_person(session, person, now=moment, actor=context.actor)
         session.commit()
-    _compact(context.engine)
+    outside = _forget_outside(context, done)
     typer.echo(
         f"Erased. Bookings kept without a name: {done.bookings}; free-text answers cleared: "
         f"{done.answers_cleared}; surveys withdrawn: {done.surveys_withdrawn}; unsent messages "
         f"withdrawn: {done.messages_withdrawn}; messages emptied: {done.messages_emptied}; "
-        f"links removed: {done.links_removed}; audit entries cleaned: "
-        f"{done.audit_entries_cleaned}."
+        f"links removed: {done.links_removed}; other values cleaned: "
+        f"{done.values_scrubbed}."
     )
+    typer.echo(outside)
 
 
 @person_app.command("purge")
@@ -111,19 +113,16 @@ def purge(
         typer.echo(f"{len(people)} people have had no booking since before {before}.")
         if not yes:
             typer.confirm(f"Erase these {len(people)} people? This cannot be undone", abort=True)
-        erase_people(session, people, now=moment, actor=context.actor)
+        done = erase_people(session, people, now=moment, actor=context.actor)
         session.commit()
-    _compact(context.engine)
-    typer.echo(f"Erased {len(people)} people.")
+    outside = _forget_outside(context, done)
+    typer.echo(f"Erased {len(people)} people. {outside}")
 
 
-def _compact(engine: Engine) -> None:
-    if engine.dialect.name == "sqlite":
-        # A SQLite built without secure_delete keeps deleted content in free pages until they
-        # are reused: rebuild the file, and empty the write-ahead log, so it is really gone.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
-            db.exec_driver_sql("VACUUM")
-            db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+def _forget_outside(context: Context, done: Erasure) -> str:
+    """After the erasure is committed: compact the database and delete the written mail."""
+    deleted = finish_erasure(context.engine, context.settings.mail_dir, done.traces)
+    return f"Written emails deleted from {context.settings.mail_dir}: {deleted}."
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.cli.common import Context, load_context, parse_now
+from bot.cli.common import FORWARDED_ALLOW_IPS, Context, load_context, parse_now, proxies_option
+from bot.mail_erasure import finish_erasure
 from schedules.planning import UNSENT
 from schedules.tick import tick
 from surveys.models import OutboxMessage
@@ -41,6 +42,7 @@ def tick_command(
         definitions_dir=settings.survey_definitions_dir,
         telegram=settings.telegram_token is not None,
         dry_run=dry_run,
+        retention_years=settings.retention_years,
     )
     local = moment.astimezone(settings.zone)
     heading = "Dry run: nothing was changed or sent" if dry_run else "Tick"
@@ -49,6 +51,8 @@ def tick_command(
         typer.echo(f"  {line}")
     if dry_run:
         return
+    if report.erasure is not None:
+        finish_erasure(context.engine, settings.mail_dir, report.erasure.traces)
     deliver(context, moment)
 
 
@@ -104,12 +108,20 @@ def _outcomes(engine: Engine, ids: list[int]) -> list[tuple[str, str, int]]:
 def run_command(
     host: str | None = typer.Option(None, "--host", help="Listen on this address."),
     port: int | None = typer.Option(None, "--port", help="Listen on this port."),
+    forwarded_allow_ips: str | None = FORWARDED_ALLOW_IPS,
 ) -> None:
     """Run the service: the web app, Telegram when configured, and the tick every minute."""
     from bot.runner import run
 
+    proxies = proxies_option(forwarded_allow_ips)
     context = load_context()
-    run(context.settings, context.policy, host=host, port=port)
+    run(
+        context.settings,
+        context.policy,
+        host=host,
+        port=port,
+        forwarded_allow_ips=proxies,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -121,13 +121,6 @@ def _booking(
     now: datetime,
 ) -> Booking | HTMLResponse:
     """The link's booking, or the page to show instead (slow down, or link not working)."""
-    limiter = bad_token_limiter(request)
-    address = client_address(request)
-    wait = limiter.retry_after(address, now)
-    if wait:
-        response = _page(settings, "survey_busy", {}, status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
     link = resolve(session, purpose, token, now)
     booking = (
         session.get(Booking, link.booking_id)
@@ -135,7 +128,11 @@ def _booking(
         else None
     )
     if booking is None:
-        limiter.record(address, now)
+        wait = bad_token_limiter(request).unknown(client_address(request), now)
+        if wait:
+            response = _page(settings, "survey_busy", {}, status=429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         return _page(settings, "booking_unknown", {"page_title": "This link does not work"}, 404)
     return booking
 

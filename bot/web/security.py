@@ -5,10 +5,15 @@
   a person's behalf. It needs no cookie and no stored state.
 - Personal pages are never cached and send a Referer only to this site, so the token in their
   URL does not leak to another one.
-- ``BadTokenLimiter`` counts unknown or expired tokens per client address; past the limit in a
-  minute, that address gets 429 for every personal link (good ones too, so that the answer
-  cannot tell a guesser which token was right) until the minute has passed. Behind a reverse
-  proxy, run uvicorn with ``--forwarded-allow-ips`` so the client's own address is counted.
+- ``BadTokenLimiter`` throttles what is guessed, not who guesses: a valid link always works,
+  whoever asks; unknown or expired tokens are counted per client address, and past the budget
+  (``BAD_TOKENS_PER_MINUTE``) that address gets 429 for each further unknown token until the
+  minute has passed. An office behind one NAT address keeps working while someone in it
+  mistypes links; the tokens carry 192 bits, so the budget slows noise, not a real attack.
+- The client's address is the connection's, unless it comes from a proxy named in
+  ``EVALBOT_FORWARDED_ALLOW_IPS`` (or ``--forwarded-allow-ips``): only then is its
+  ``X-Forwarded-For`` believed (by uvicorn's proxy headers handling). Nothing is trusted by
+  default, so a client cannot choose the address it is counted under.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hmac
 import threading
 from collections import deque
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -65,6 +71,18 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+BAD_TOKENS_PER_MINUTE = 30
+
+
+def proxy_options(forwarded_allow_ips: str) -> dict[str, Any]:
+    """uvicorn's settings for ``forwarded_allow_ips``: X-Forwarded-For believed only from the
+    proxies named (addresses, networks, or ``*``), and from none when it is empty."""
+    trusted = [part.strip() for part in forwarded_allow_ips.split(",") if part.strip()]
+    if not trusted:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
@@ -74,7 +92,7 @@ class BadTokenLimiter:
 
     def __init__(
         self,
-        limit: int = 10,
+        limit: int = BAD_TOKENS_PER_MINUTE,
         window: timedelta = timedelta(minutes=1),
         max_addresses: int = 10_000,
     ):
@@ -92,6 +110,14 @@ class BadTokenLimiter:
                 return 0
             wait = times[-self.limit] + self.window - now
             return max(1, int(wait.total_seconds() + 0.999))
+
+    def unknown(self, address: str, now: datetime) -> int:
+        """An unknown token from ``address``: 0 while within the budget (it is counted), else
+        the seconds until it may try another."""
+        wait = self.retry_after(address, now)
+        if not wait:
+            self.record(address, now)
+        return wait
 
     def blocked(self, address: str, now: datetime) -> bool:
         return self.retry_after(address, now) > 0

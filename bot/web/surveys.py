@@ -82,15 +82,10 @@ def _invitation(
     request: Request, session: Session, settings: Settings, token: str, now: datetime
 ) -> SurveyInvitation | HTMLResponse:
     """The token's invitation, or the page to show instead (slow down, or unknown)."""
-    limiter = bad_token_limiter(request)
-    address = client_address(request)
-    wait = limiter.retry_after(address, now)
-    if wait:
-        return _busy(settings, wait)
     invitation = _invitation_for_token(session, token, now)
     if invitation is None:
-        limiter.record(address, now)
-        return _unknown(settings)
+        wait = bad_token_limiter(request).unknown(client_address(request), now)
+        return _busy(settings, wait) if wait else _unknown(settings)
     return invitation
 
 

@@ -47,14 +47,10 @@ def _page(settings: Settings, context: dict[str, Any], status: int = 200) -> HTM
 
 
 def _person(request: Request, session: Session, token: str, now: NowDep) -> Person | None:
-    address = client_address(request)
-    limiter = bad_token_limiter(request)
-    if limiter.blocked(address, now):
-        return None
     link = resolve(session, LinkPurpose.UNSUBSCRIBE, token, now)
     person = session.get(Person, link.person_id) if link and link.person_id else None
     if person is None or person.erased_at is not None:
-        limiter.record(address, now)
+        bad_token_limiter(request).unknown(client_address(request), now)
         return None
     return person
 
