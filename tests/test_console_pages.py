@@ -404,3 +404,39 @@ def test_the_quarters_issues_are_refreshed_in_the_background_once_five_minutes_o
         now=utc("2026-04-02 10:00"),
     )
     assert next_quarter.quarter.label == "2026 Q2"
+
+
+def test_the_consoles_reads_work_on_postgresql(postgres_engine):
+    """The console's aggregate queries (grouping, LIKE with escapes) on PostgreSQL too."""
+    from zoneinfo import ZoneInfo
+
+    from bot.web.admin.dashboard import notable_issues, quarter_of
+    from surveys import console
+    from tests.conftest import World
+
+    with Session(postgres_engine, expire_on_commit=False) as session:
+        people = World(session).standard()
+        zone = ZoneInfo("Europe/London")
+        [coming] = console.coming_sessions(session, NOW)
+        assert (coming.ref, coming.booked, coming.under_minimum) == ("WT-2026-03-16", 2, True)
+        assert console.open_registers(session, utc("2026-03-17 10:00"))[0].unmarked == 2
+        found = console.find_sessions(session, now=NOW, zone=zone, text="wt-2026_03", when="all")
+        assert found == []  # "_" is a character here, not a wildcard
+        assert [
+            line.ref for line in console.find_sessions(session, now=NOW, zone=zone, text="WT-")
+        ] == ["WT-2026-03-16"]
+        roster = console.roster(session, people["session"].id)
+        assert {line.delegate for line in roster} == {
+            "Alice Okafor",
+            "Chloé O'Brien <Health & Care>",
+        }
+        assert [p.email for p in console.find_people(session, "okafor")] == [
+            "alice.okafor@riverside.example"
+        ]
+        assert console.recent_responses(session, utc("2026-03-17 10:00"))[0].ref == "WT-2026-03-16"
+        assert console.undelivered_counts(session) == {"failed": 0, "dead": 0}
+        quarter = quarter_of(utc("2026-03-17 10:00").date(), "calendar")
+        issues = notable_issues(
+            session, quarter, zone=zone, alert_rate=0.15, now=utc("2026-03-17 10:00")
+        )
+        assert [issue.kind for issue in issues] == ["Register not closed"]
