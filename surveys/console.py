@@ -9,9 +9,8 @@ a first answer came, *finished* when completed; withdrawn invitations are left o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Table, and_, case, func, or_, select
 from sqlalchemy.sql import ColumnElement
@@ -82,7 +81,10 @@ class SessionLine:
         return self.max_places is not None and self.booked >= self.max_places
 
 
-def _session_lines(session: Session, *conditions: Any, order: Any, limit: int | None) -> Any:
+def session_lines(
+    session: Session, *conditions: Any, order: Any, limit: int | None
+) -> list[SessionLine]:
+    """Sessions matching ``conditions`` with their places booked (and waiting), in ``order``."""
     holding = _count(BOOKING.c.status.in_(HOLDING))
     waiting = _count(BOOKING.c.status == BookingStatus.WAITING.value)
     query = (
@@ -121,8 +123,8 @@ def _line(row: Any) -> SessionLine:
         id=row.id,
         ref=row.ref,
         course=row.title,
-        starts_at=_aware(row.starts_at),
-        ends_at=_aware(row.ends_at),
+        starts_at=as_utc(row.starts_at),
+        ends_at=as_utc(row.ends_at),
         venue=row.venue,
         online=bool(row.online),
         status=row.status,
@@ -134,14 +136,14 @@ def _line(row: Any) -> SessionLine:
     )
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def coming_sessions(session: Session, now: datetime, weeks: int = 6) -> list[SessionLine]:
     """Sessions starting from now to ``weeks`` ahead, soonest first, cancelled ones included."""
     return list(
-        _session_lines(
+        session_lines(
             session,
             SESSION.c.starts_at >= now,
             SESSION.c.starts_at < now + timedelta(weeks=weeks),
@@ -180,7 +182,7 @@ def open_registers(session: Session, now: datetime, limit: int = 50) -> list[Ope
         .limit(limit)
     )
     return [
-        OpenRegister(row[0], row[1], row[2], _aware(row[3]), int(row[4]))
+        OpenRegister(row[0], row[1], row[2], as_utc(row[3]), int(row[4]))
         for row in session.execute(query)
     ]
 
@@ -247,7 +249,7 @@ def recent_responses(
         .where(SESSION.c.id.in_(ids))
         .order_by(SESSION.c.starts_at.desc())
     ):
-        found[row.id] = SessionResponses(row.id, row.ref, row.title, _aware(row.starts_at))
+        found[row.id] = SessionResponses(row.id, row.ref, row.title, as_utc(row.starts_at))
     query = (
         select(BOOKING.c.session_id, INVITATION.c.stage, *_stage_columns())
         .select_from(INVITATION.join(BOOKING, BOOKING.c.id == INVITATION.c.booking_id))
@@ -319,154 +321,11 @@ def undelivered(
             template=row.template,
             attempts=int(row.attempts),
             last_error=row.last_error,
-            available_at=_aware(row.available_at),
+            available_at=as_utc(row.available_at),
             person_id=row.person_id,
         )
         for row in session.execute(query)
     ]
-
-
-# --- the sessions list and a session's page ------------------------------------------------
-
-When = Literal["upcoming", "past", "all"]
-
-
-def find_sessions(
-    session: Session,
-    *,
-    now: datetime,
-    zone: ZoneInfo,
-    text: str = "",
-    on: date | None = None,
-    when: When = "upcoming",
-    limit: int = 50,
-    offset: int = 0,
-) -> list[SessionLine]:
-    """Sessions whose course title or reference contains ``text`` (any case), on the local
-    date ``on``; upcoming ones soonest first, past ones latest first."""
-    conditions: list[Any] = []
-    words = text.strip()
-    if words:
-        pattern = f"%{_escape_like(words.lower())}%"
-        conditions.append(
-            or_(
-                func.lower(COURSE.c.title).like(pattern, escape="\\"),
-                func.lower(SESSION.c.ref).like(pattern, escape="\\"),
-            )
-        )
-    if on is not None:
-        start = datetime.combine(on, time(0), tzinfo=zone)
-        end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone)
-        conditions += [SESSION.c.starts_at >= start, SESSION.c.starts_at < end]
-    if when == "upcoming":
-        conditions.append(SESSION.c.ends_at >= now)
-        order: tuple[Any, ...] = (SESSION.c.starts_at, SESSION.c.ref)
-    elif when == "past":
-        conditions.append(SESSION.c.ends_at < now)
-        order = (SESSION.c.starts_at.desc(), SESSION.c.ref)
-    else:
-        order = (SESSION.c.starts_at.desc(), SESSION.c.ref)
-    return list(_session_lines(session, *conditions, order=order, limit=limit + offset))[offset:]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def session_line(session: Session, session_id: int) -> SessionLine | None:
-    found = _session_lines(session, SESSION.c.id == session_id, order=(SESSION.c.id,), limit=1)
-    return found[0] if found else None
-
-
-@dataclass
-class RosterLine:
-    booking_id: int
-    booking_ref: str
-    status: str
-    delegate: str
-    email: str
-    agency: str | None
-    manager: str | None
-    cancelled_at: datetime | None
-    surveys: dict[str, str] = field(default_factory=dict)  # stage: where the delegate stands
-
-    @property
-    def attendance(self) -> str:
-        marks = {
-            BookingStatus.ATTENDED.value: "Attended",
-            BookingStatus.PARTLY_ATTENDED.value: "Partly attended",
-            BookingStatus.NO_SHOW.value: "No-show",
-            BookingStatus.BOOKED.value: "Not marked",
-        }
-        return marks.get(self.status, "–")
-
-    @property
-    def cancellable(self) -> bool:
-        return self.status == BookingStatus.BOOKED.value
-
-
-SURVEY_STANDING = {
-    InvitationStatus.PLANNED.value: "Not open yet",
-    InvitationStatus.OPEN.value: "Invited",
-    InvitationStatus.FINISHED.value: "Finished",
-    InvitationStatus.CLOSED.value: "Closed unanswered",
-    InvitationStatus.WITHDRAWN.value: "Withdrawn",
-}
-
-
-def roster(session: Session, session_id: int) -> list[RosterLine]:
-    """A session's bookings, with the delegate, agency, manager and each survey's standing."""
-    manager = PERSON.alias("manager")
-    delegate = PERSON.alias("delegate")
-    rows = session.execute(
-        select(
-            BOOKING.c.id,
-            BOOKING.c.ref,
-            BOOKING.c.status,
-            BOOKING.c.cancelled_at,
-            delegate.c.name,
-            delegate.c.email,
-            AGENCY.c.name.label("agency"),
-            manager.c.name.label("manager"),
-        )
-        .select_from(
-            BOOKING.join(delegate, delegate.c.id == BOOKING.c.delegate_id)
-            .outerjoin(AGENCY, AGENCY.c.id == delegate.c.agency_id)
-            .outerjoin(manager, manager.c.id == BOOKING.c.manager_id)
-        )
-        .where(BOOKING.c.session_id == session_id)
-        .order_by(delegate.c.name, BOOKING.c.ref)
-    ).all()
-    lines = {
-        row.id: RosterLine(
-            booking_id=row.id,
-            booking_ref=row.ref,
-            status=row.status,
-            delegate=row.name,
-            email=row.email,
-            agency=row.agency,
-            manager=row.manager,
-            cancelled_at=_aware(row.cancelled_at) if row.cancelled_at else None,
-        )
-        for row in rows
-    }
-    if not lines:
-        return []
-    for booking_id, stage, status, started_at in session.execute(
-        select(
-            INVITATION.c.booking_id,
-            INVITATION.c.stage,
-            INVITATION.c.status,
-            INVITATION.c.started_at,
-        )
-        .select_from(INVITATION.join(BOOKING, BOOKING.c.id == INVITATION.c.booking_id))
-        .where(BOOKING.c.session_id == session_id)
-    ):
-        standing = SURVEY_STANDING.get(status, status)
-        if status == InvitationStatus.OPEN.value and started_at is not None:
-            standing = "Started"
-        lines[booking_id].surveys[stage] = standing
-    return list(lines.values())
 
 
 def session_responses(session: Session, session_id: int) -> dict[str, StageFigures]:
@@ -484,55 +343,3 @@ def session_responses(session: Session, session_id: int) -> dict[str, StageFigur
         row.stage: StageFigures(int(row.invited), int(row.started), int(row.finished))
         for row in session.execute(query)
     }
-
-
-# --- people ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PersonLine:
-    id: int
-    name: str
-    email: str
-    agency: str | None
-    bookings: int
-    erased: bool
-
-
-def find_people(session: Session, text: str, limit: int = 50) -> list[PersonLine]:
-    """People whose name or email address contains ``text`` (any case), by name."""
-    words = text.strip().lower()
-    if not words:
-        return []
-    pattern = f"%{_escape_like(words)}%"
-    bookings = (
-        select(func.count())
-        .select_from(BOOKING)
-        .where(BOOKING.c.delegate_id == PERSON.c.id)
-        .scalar_subquery()
-    )
-    query = (
-        select(
-            PERSON.c.id,
-            PERSON.c.name,
-            PERSON.c.email,
-            AGENCY.c.name.label("agency"),
-            bookings.label("bookings"),
-            PERSON.c.erased_at,
-        )
-        .select_from(PERSON.outerjoin(AGENCY, AGENCY.c.id == PERSON.c.agency_id))
-        .where(
-            or_(
-                PERSON.c.email.like(pattern, escape="\\"),
-                func.lower(PERSON.c.name).like(pattern, escape="\\"),
-            )
-        )
-        .order_by(PERSON.c.name, PERSON.c.email)
-        .limit(limit)
-    )
-    return [
-        PersonLine(
-            row.id, row.name, row.email, row.agency, int(row.bookings), row.erased_at is not None
-        )
-        for row in session.execute(query)
-    ]

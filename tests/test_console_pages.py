@@ -411,7 +411,7 @@ def test_the_consoles_reads_work_on_postgresql(postgres_engine):
     from zoneinfo import ZoneInfo
 
     from bot.web.admin.dashboard import notable_issues, quarter_of
-    from surveys import console
+    from surveys import console, console_search
     from tests.conftest import World
 
     with Session(postgres_engine, expire_on_commit=False) as session:
@@ -420,17 +420,20 @@ def test_the_consoles_reads_work_on_postgresql(postgres_engine):
         [coming] = console.coming_sessions(session, NOW)
         assert (coming.ref, coming.booked, coming.under_minimum) == ("WT-2026-03-16", 2, True)
         assert console.open_registers(session, utc("2026-03-17 10:00"))[0].unmarked == 2
-        found = console.find_sessions(session, now=NOW, zone=zone, text="wt-2026_03", when="all")
+        found = console_search.find_sessions(
+            session, now=NOW, zone=zone, text="wt-2026_03", when="all"
+        )
         assert found == []  # "_" is a character here, not a wildcard
         assert [
-            line.ref for line in console.find_sessions(session, now=NOW, zone=zone, text="WT-")
+            line.ref
+            for line in console_search.find_sessions(session, now=NOW, zone=zone, text="WT-")
         ] == ["WT-2026-03-16"]
-        roster = console.roster(session, people["session"].id)
+        roster = console_search.roster(session, people["session"].id)
         assert {line.delegate for line in roster} == {
             "Alice Okafor",
             "Chloé O'Brien <Health & Care>",
         }
-        assert [p.email for p in console.find_people(session, "okafor")] == [
+        assert [p.email for p in console_search.find_people(session, "okafor")] == [
             "alice.okafor@riverside.example"
         ]
         assert console.recent_responses(session, utc("2026-03-17 10:00"))[0].ref == "WT-2026-03-16"

@@ -3,6 +3,9 @@
 Adding a console page
 ---------------------
 
+Import from the modules (``bot.web.admin.auth``, ``bot.web.admin.pages``), not from this
+package, which imports every page module.
+
 1. Write a module here with ``router = APIRouter()`` and its routes under ``/admin/...``.
    Every request to it is already checked (``install`` adds the router behind
    ``CONSOLE_CHECKS``): a signed-out browser is sent to ``/admin/sign-in``; a POST needs the

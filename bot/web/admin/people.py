@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from bot.web.admin.auth import CoordinatorDep
 from bot.web.admin.pages import CONSOLE_HEADERS, message, render
 from bot.web.deps import EngineDep, NowDep, SessionDep
-from surveys.console import find_people
+from surveys.console_search import find_people
 from surveys.db import compact
 from surveys.models import Person
 from surveys.people import erase_person, person_record

@@ -15,14 +15,8 @@ from bot.web.admin.auth import CoordinatorDep
 from bot.web.admin.pages import message, render
 from bot.web.deps import NowDep, PolicyDep, SessionDep, SettingsDep
 from schedules.cancellation import CancelStatus, cancel_booking, cancellation_terms
-from surveys.console import (
-    DELEGATE_STAGES,
-    When,
-    find_sessions,
-    roster,
-    session_line,
-    session_responses,
-)
+from surveys.console import DELEGATE_STAGES, session_responses
+from surveys.console_search import When, find_sessions, roster, session_line
 from surveys.models import Booking, CourseSession, Person, Stage
 
 router = APIRouter()
