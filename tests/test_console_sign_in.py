@@ -304,3 +304,13 @@ def test_a_bad_email_address_is_explained(client):
     assert "Enter your work email address" in response.text
     stale = client.post("/admin/sign-in", data={"email": CARLA, "form_token": "x"})
     assert stale.status_code == 400 and "This form has expired" in stale.text
+
+
+def test_a_malformed_form_is_refused_with_a_page(client, mail):
+    sign_in(client, mail, CARLA)
+    response = client.post(
+        "/admin/import",
+        content=b'--xyz\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\nabc',
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert response.status_code == 400 and "This form has expired" in response.text

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.formparsers import MultiPartException
 
 from bot.settings import Settings
 from bot.web.deps import NowDep, SessionDep, SettingsDep
@@ -77,7 +78,10 @@ async def check_post(request: Request, staff: StaffDep, settings: SettingsDep) -
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_POST:
         raise TooLarge()
-    form = await request.form(max_part_size=1024 * 1024)
+    try:
+        form = await request.form(max_part_size=1024 * 1024)
+    except MultiPartException:
+        raise StaleForm() from None  # a form no page of ours sends
     given = form.get(CSRF_FIELD)
     expected = csrf_token(settings, request.state.console_cookie)
     if (
