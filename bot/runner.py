@@ -127,7 +127,10 @@ class Runner:
         self.clock = clock
         self.tick_seconds = tick_seconds
         self.app = create_app(settings, self.engine)
+        self.app.state.clock = clock  # the web app keeps the service's time
         self.dispatcher = DispatcherService(self.engine, settings, clock)
+        # The console's sign-in emails go at once: the dispatcher is woken, not waited for.
+        self.app.state.wake_dispatcher = self.dispatcher.wake
         # Telegram first: it learns the bot's @username (getMe), which the deep links in the
         # dispatcher's first emails need when EVALBOT_TELEGRAM_BOT_USERNAME is not set.
         self.services: list[Service] = [

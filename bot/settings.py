@@ -143,6 +143,7 @@ class Settings(BaseSettings):
         if value is not None:
             return branding.check_colour(value)
         return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxies(cls, value: str) -> str:

@@ -17,6 +17,7 @@ from bot.cli import (
     people,
     reports,
     service,
+    staff,
     templates,
 )
 from bot.cli.common import EvalbotGroup
@@ -45,6 +46,7 @@ for module in (
     reports,
     people,
     templates,
+    staff,
 ):
     module.register(app)
 

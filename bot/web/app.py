@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from bot.branding import logo_type
 from bot.settings import Settings
 from bot.templating import LOGO_PATH
-from bot.web import bookings, telegram_hook, unsubscribe
+from bot.web import admin, bookings, telegram_hook, unsubscribe
 from bot.web import surveys as survey_form
 from surveys.db import make_engine
 
@@ -22,6 +22,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(bookings.router)
     app.include_router(unsubscribe.router)
     app.include_router(telegram_hook.router)
+    admin.install(app)
 
     @app.get(LOGO_PATH, include_in_schema=False)
     def logo() -> Response:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.settings import Settings
+from schedules.policy import Policy, load_policy
 from surveys.db import session_scope
 
 
@@ -35,6 +36,17 @@ def get_now(request: Request) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
+def get_policy(request: Request) -> Policy:
+    """The partnership's policy, checked once per app (the booking pages keep it there too)."""
+    policy: Policy | None = getattr(request.app.state, "policy", None)
+    if policy is None:
+        policy = load_policy(get_settings(request).policy)
+        request.app.state.policy = policy
+    return policy
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 NowDep = Annotated[datetime, Depends(get_now)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
