@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, or_, update
@@ -44,7 +44,6 @@ from schedules.calendar import in_window, next_send_time, shift
 from schedules.cancellation import record_late_cancellation_charges
 from schedules.certificates import queue_certificate_notices
 from schedules.planning import (
-    ACTIVE,
     BOOKING_INACTIVE,
     BOOKING_TABLE,
     INACTIVE,
@@ -69,28 +68,22 @@ from schedules.planning import (
 )
 from schedules.policy import Policy, StagePolicy
 from schedules.refresher import queue_refresher_reminders
-from surveys import outbox
+from schedules.register_reminders import remind_registers
 from surveys.models import (
     Booking,
-    BookingStatus,
-    Course,
     CourseSession,
     InvitationStatus,
     MessageKind,
     OutboxMessage,
-    Person,
-    SessionStatus,
     Stage,
     SurveyInvitation,
 )
 
 log = logging.getLogger(__name__)
 
-REGISTER_REMINDER = "register-reminder"
 # How far ahead of falling due a message is looked at again (withdrawn if its survey is
 # finished, held if it would go out outside the window): more than the minute between ticks.
 LOOK_AHEAD = timedelta(hours=1)
-ON_REGISTER = (*ACTIVE, BookingStatus.NO_SHOW)
 _T = TypeVar("_T")
 
 
@@ -203,7 +196,7 @@ def tick(
             report.invitations = runner.run(lambda: survey_messages(queue_invitation_messages))
             report.reminders = runner.run(lambda: survey_messages(queue_reminders))
             report.register_reminders = runner.run(
-                lambda: remind_registers(session, now=now, policy=policy, zone=zone)
+                lambda: remind_registers(session, now=now, policy=policy, zone=zone, secret=secret)
             )
             report.no_show_notices = runner.run(
                 lambda: process_closed_registers(
@@ -493,96 +486,3 @@ def queue_reminders(
             extra={"reminder_number": due_count, "reminders_total": len(stage.reminder_offsets())},
         )
     return queued
-
-
-def remind_registers(session: Session, *, now: datetime, policy: Policy, zone: ZoneInfo) -> int:
-    """Remind each trainer, once, of a register still open ``register_reminder_after`` the end.
-
-    Not for a session whose end-of-course survey has already closed (an old session imported
-    late is not a register anyone will mark now). A reminder waiting for the sending window is
-    withdrawn if the register closes first.
-    """
-    _withdraw_register_reminders(session, now)
-    rows = session.exec(
-        select(CourseSession, Course)
-        .join(Course, col(Course.id) == col(CourseSession.course_id))
-        .where(
-            col(CourseSession.status) == SessionStatus.SCHEDULED,
-            col(CourseSession.trainer_id).is_not(None),
-            col(CourseSession.register_closed_at).is_(None),
-            col(CourseSession.register_reminded_at).is_(None),
-            col(CourseSession.ends_at) <= now,
-        )
-    ).all()
-    queued = 0
-    for course_session, course in rows:
-        course_policy = policy.for_course(course.title)
-        end_survey = course_policy.stage(Stage.END)
-        if shift(course_session.ends_at, course_policy.register_reminder_after, zone) > now:
-            continue
-        if stage_times(course_session, end_survey, zone)[1] <= now:
-            continue
-        marks = Counter(
-            session.exec(
-                select(Booking.status).where(
-                    Booking.session_id == course_session.id,
-                    col(Booking.status).in_(ON_REGISTER),
-                )
-            ).all()
-        )
-        if not marks:
-            continue
-        claimed = session.execute(
-            update(CourseSession)
-            .where(
-                col(CourseSession.id) == course_session.id,
-                col(CourseSession.register_reminded_at).is_(None),
-                col(CourseSession.register_closed_at).is_(None),
-            )
-            .values(register_reminded_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
-            continue
-        trainer = session.get(Person, course_session.trainer_id)
-        assert trainer is not None
-        context: dict[str, Any] = {
-            "course_title": course.title,
-            "session_ref": course_session.ref,
-            "session_starts_at": course_session.starts_at.isoformat(),
-            "session_ends_at": course_session.ends_at.isoformat(),
-            "venue": course_session.venue or "",
-            "on_register": sum(marks.values()),
-            "unmarked": marks.get(BookingStatus.BOOKED, 0),
-        }
-        message = outbox.enqueue(
-            session,
-            key=f"session:{course_session.id}:register-reminder",
-            person=trainer,
-            template=REGISTER_REMINDER,
-            context=context,
-            due_at=next_send_time(now, course_policy, zone),
-            kind=MessageKind.NOTICE,
-        )
-        queued += message is not None
-    return queued
-
-
-def _withdraw_register_reminders(session: Session, now: datetime) -> None:
-    """A reminder still waiting for the window is withdrawn once its register is closed."""
-    closed = session.exec(
-        select(CourseSession.id).where(
-            col(CourseSession.register_reminded_at) >= now - timedelta(days=30),
-            or_(
-                col(CourseSession.register_closed_at).is_not(None),
-                col(CourseSession.status) == SessionStatus.CANCELLED,
-            ),
-        )
-    ).all()
-    keys = [f"session:{session_id}:register-reminder" for session_id in closed]
-    waiting = session.execute(
-        core_select(OUTBOX_TABLE.c.id).where(
-            OUTBOX_TABLE.c.idempotency_key.in_(keys), OUTBOX_TABLE.c.state.in_(UNSENT)
-        )
-    ).scalars()
-    withdraw_messages(session, list(waiting), "the register was closed")

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.settings import Settings
+from schedules.policy import Policy, load_policy
 from surveys.db import session_scope
 
 
@@ -33,6 +34,15 @@ def get_now(request: Request) -> datetime:
     """The current time; tests replace ``app.state.clock`` to move it."""
     clock = getattr(request.app.state, "clock", None)
     return clock() if clock is not None else datetime.now(UTC)
+
+
+def app_policy(request: Request, settings: Settings) -> Policy:
+    """The partnership's policy, loaded and checked once per app."""
+    policy: Policy | None = getattr(request.app.state, "policy", None)
+    if policy is None:
+        policy = load_policy(settings.policy)
+        request.app.state.policy = policy
+    return policy
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
