@@ -26,6 +26,7 @@ PATHS: dict[LinkPurpose, str] = {
     LinkPurpose.CERTIFICATE: "/certificate/",
     LinkPurpose.UNSUBSCRIBE: "/unsubscribe/",
     LinkPurpose.REGISTER: "/register/",
+    LinkPurpose.STAFF_SIGN_IN: "/admin/sign-in/",
 }
 
 

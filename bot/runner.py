@@ -124,6 +124,8 @@ class Runner:
         self.tick_seconds = tick_seconds
         self.app = create_app(settings, self.engine)
         self.dispatcher = DispatcherService(self.engine, settings, clock)
+        # The console's sign-in emails go at once: the dispatcher is woken, not waited for.
+        self.app.state.wake_dispatcher = self.dispatcher.wake
         # Telegram first: it learns the bot's @username (getMe), which the deep links in the
         # dispatcher's first emails need when EVALBOT_TELEGRAM_BOT_USERNAME is not set.
         self.services: list[Service] = [

@@ -147,6 +147,7 @@ class LinkPurpose(StrEnum):
     TELEGRAM = "telegram"
     REGISTER = "register"  # the trainer's register page, no account needed
     OFFER = "offer"  # a waiting-list place offer's accept link
+    STAFF_SIGN_IN = "staff-sign-in"  # the console's emailed one-time link (surveys/staff.py)
 
 
 class Agency(SQLModel, table=True):
@@ -386,3 +387,9 @@ class TelegramChat(SQLModel, table=True):
     question_key: str | None = Field(default=None, sa_type=String(120))
     message_id: int | None = None
     updated_at: datetime = _stamp()
+
+
+# The staff console's tables live in their own module.
+from surveys.staff import StaffMember as StaffMember  # noqa: E402
+from surveys.staff import StaffSession as StaffSession  # noqa: E402
+from surveys.staff import StaffSignIn as StaffSignIn  # noqa: E402

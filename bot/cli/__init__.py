@@ -16,6 +16,7 @@ from bot.cli import (
     people,
     reports,
     service,
+    staff,
 )
 
 app = typer.Typer(
@@ -30,7 +31,18 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports, people):
+for module in (
+    admin,
+    imports,
+    forms,
+    delivery,
+    service,
+    attendance,
+    campaigns,
+    reports,
+    people,
+    staff,
+):
     module.register(app)
 
 

@@ -23,7 +23,7 @@ from sqlmodel import Session
 from bot.links import url_for
 from bot.settings import Settings
 from bot.templating import environment, local_time
-from bot.web.deps import NowDep, SessionDep, SettingsDep, app_policy
+from bot.web.deps import NowDep, SessionDep, SettingsDep
 from bot.web.security import (
     PRIVATE_HEADERS,
     bad_token_limiter,
@@ -44,7 +44,7 @@ from schedules.cancellation import (
     nomination_problem,
 )
 from schedules.certificates import certificate_status
-from schedules.policy import Policy
+from schedules.policy import Policy, load_policy
 from surveys.models import Agency, Booking, BookingStatus, LinkPurpose
 from surveys.tokens import resolve
 
@@ -83,7 +83,12 @@ def _message(
 
 
 def _policy(request: Request, settings: Settings) -> Policy:
-    return app_policy(request, settings)
+    """The partnership's policy, checked once per app."""
+    policy: Policy | None = getattr(request.app.state, "policy", None)
+    if policy is None:
+        policy = load_policy(settings.policy)
+        request.app.state.policy = policy
+    return policy
 
 
 def _details(found: BookingFacts, settings: Settings) -> dict[str, Any]:

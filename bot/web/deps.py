@@ -36,11 +36,11 @@ def get_now(request: Request) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
-def app_policy(request: Request, settings: Settings) -> Policy:
-    """The partnership's policy, loaded and checked once per app."""
+def get_policy(request: Request) -> Policy:
+    """The partnership's policy, checked once per app (the booking pages keep it there too)."""
     policy: Policy | None = getattr(request.app.state, "policy", None)
     if policy is None:
-        policy = load_policy(settings.policy)
+        policy = load_policy(get_settings(request).policy)
         request.app.state.policy = policy
     return policy
 
@@ -48,3 +48,4 @@ def app_policy(request: Request, settings: Settings) -> Policy:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 NowDep = Annotated[datetime, Depends(get_now)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]

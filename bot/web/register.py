@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from bot.settings import Settings
 from bot.templating import environment, local_time
-from bot.web.deps import NowDep, SessionDep, SettingsDep, app_policy
+from bot.web.deps import NowDep, SessionDep, SettingsDep, get_policy
 from bot.web.security import (
     PRIVATE_HEADERS,
     bad_token_limiter,
@@ -208,7 +208,7 @@ def _register_page(
     status: int = 200,
 ) -> HTMLResponse:
     course = session.get(Course, course_session.course_id)
-    policy = app_policy(request, settings)
+    policy = get_policy(request)
     own = policy.for_course(course.title) if course else policy
     opens = register_opens_at(course_session, own)
     delegates = _delegates(session, course_session)
@@ -310,7 +310,7 @@ def register_submit(
             requests,
             now=now,
             actor=_actor(session, found),
-            policy=app_policy(request, settings),
+            policy=get_policy(request),
             zone=settings.zone,
             admin=True,  # corrections after closing, as the CLI makes them
             course_session=found,
@@ -389,7 +389,7 @@ def register_close(
             found,
             now=now,
             actor=_actor(session, found),
-            policy=app_policy(request, settings),
+            policy=get_policy(request),
             zone=settings.zone,
         )
     except AttendanceError as exc:
