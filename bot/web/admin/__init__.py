@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from bot.web.admin import dashboard, sign_in
+from bot.web.admin import dashboard, responses, sign_in
 from bot.web.admin.auth import (
     CoordinatorDep,
     StaffDep,
@@ -52,6 +52,7 @@ CONSOLE_CHECKS = [Depends(staff_member), Depends(check_post)]
 PAGES: list[APIRouter] = [
     sign_in.signed_in,
     dashboard.router,
+    responses.router,
 ]
 
 
