@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from bot.web.admin import dashboard, responses, sign_in
+from bot.web.admin import campaigns, dashboard, responses, sign_in
 from bot.web.admin.auth import (
     CoordinatorDep,
     StaffDep,
@@ -53,6 +53,7 @@ PAGES: list[APIRouter] = [
     sign_in.signed_in,
     dashboard.router,
     responses.router,
+    campaigns.router,
 ]
 
 
