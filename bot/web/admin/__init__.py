@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from bot.web.admin import campaigns, dashboard, responses, sign_in
+from bot.web.admin import campaigns, dashboard, reports, responses, sign_in
 from bot.web.admin.auth import (
     CoordinatorDep,
     StaffDep,
@@ -54,6 +54,7 @@ PAGES: list[APIRouter] = [
     dashboard.router,
     responses.router,
     campaigns.router,
+    reports.router,
 ]
 
 
