@@ -484,3 +484,55 @@ def session_responses(session: Session, session_id: int) -> dict[str, StageFigur
         row.stage: StageFigures(int(row.invited), int(row.started), int(row.finished))
         for row in session.execute(query)
     }
+
+
+# --- people ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonLine:
+    id: int
+    name: str
+    email: str
+    agency: str | None
+    bookings: int
+    erased: bool
+
+
+def find_people(session: Session, text: str, limit: int = 50) -> list[PersonLine]:
+    """People whose name or email address contains ``text`` (any case), by name."""
+    words = text.strip().lower()
+    if not words:
+        return []
+    pattern = f"%{_escape_like(words)}%"
+    bookings = (
+        select(func.count())
+        .select_from(BOOKING)
+        .where(BOOKING.c.delegate_id == PERSON.c.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            PERSON.c.id,
+            PERSON.c.name,
+            PERSON.c.email,
+            AGENCY.c.name.label("agency"),
+            bookings.label("bookings"),
+            PERSON.c.erased_at,
+        )
+        .select_from(PERSON.outerjoin(AGENCY, AGENCY.c.id == PERSON.c.agency_id))
+        .where(
+            or_(
+                PERSON.c.email.like(pattern, escape="\\"),
+                func.lower(PERSON.c.name).like(pattern, escape="\\"),
+            )
+        )
+        .order_by(PERSON.c.name, PERSON.c.email)
+        .limit(limit)
+    )
+    return [
+        PersonLine(
+            row.id, row.name, row.email, row.agency, int(row.bookings), row.erased_at is not None
+        )
+        for row in session.execute(query)
+    ]

@@ -96,3 +96,16 @@ def ensure_current(engine: Engine) -> None:
             f"The database {found}, but this Evalbot needs revision {head}. "
             "Run `evalbot db upgrade` first."
         )
+
+
+def compact(engine: Engine) -> None:
+    """After an erasure: make deleted personal data really gone from a SQLite file.
+
+    A SQLite built without secure_delete keeps deleted content in free pages until they are
+    reused: rebuild the file, and empty the write-ahead log. PostgreSQL needs nothing here.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM")
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

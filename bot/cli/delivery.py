@@ -25,15 +25,13 @@ from bot.channels.registry import build_channels, email_channel
 from bot.cli.common import Context, fail, load_context, parse_now
 from bot.dispatcher import Dispatcher, DispatchReport
 from bot.rendering import RenderError, render_email
-from surveys.audit import record
 from surveys.models import (
     Channel,
-    Deliverability,
     MessageKind,
     OutboxMessage,
     OutboxState,
-    Person,
 )
+from surveys.outbox_repair import RepairError, clear_address, person_by_email, requeue_dead
 
 outbox = typer.Typer(
     help="The outbox, which every message goes through. Alone: what is pending, failed or dead.",
@@ -126,84 +124,45 @@ def retry(
     context = load_context()
     when = parse_now(now, context.settings)
     with Session(context.engine) as session:
-        query = select(OutboxMessage).where(OutboxMessage.state == OutboxState.DEAD)
-        if ids:
-            query = query.where(col(OutboxMessage.id).in_(ids))
-        if to:
-            person = session.exec(select(Person).where(Person.email == to.strip().lower())).first()
-            if person is None:
-                fail(f"No person has the email address {to!r}.")
-            query = query.where(OutboxMessage.person_id == person.id)
-        rows = session.exec(query).all()
-        blocked = 0
-        for row in rows:
-            row.state = OutboxState.PENDING
-            row.available_at = when
-            row.attempts = 0
-            row.claimed_by = None
-            row.lease_until = None
-            session.add(row)
-            person = session.get(Person, row.person_id) if row.person_id else None
-            if person is not None and person.email_status != Deliverability.OK:
-                blocked += 1
-        record(
-            session,
-            at=when,
-            actor=context.actor,
-            action="outbox retry",
-            entity="outbox",
-            ids=[row.id for row in rows],
-        )
+        try:
+            person = person_by_email(session, to) if to else None
+        except RepairError as exc:
+            fail(str(exc))
+        done = requeue_dead(session, now=when, actor=context.actor, ids=ids, person=person)
         session.commit()
-    typer.echo(f"Re-queued {len(rows)} dead message(s).")
-    if blocked:
+    typer.echo(f"Re-queued {len(done.ids)} dead message(s).")
+    if done.blocked:
         typer.echo(
-            f"{blocked} of them are to people whose email address is marked undeliverable; "
+            f"{done.blocked} of them are to people whose email address is marked undeliverable; "
             "they will go by Telegram where linked, else die again. Mend the address, then "
             "run `evalbot outbox clear-address EMAIL`."
         )
 
 
 @outbox.command("clear-address")
-def clear_address(
+def clear_address_command(
     email: Annotated[str, typer.Argument(help="The address an admin has checked or mended.")],
 ) -> None:
     """Mark an undeliverable email address as usable again, so messages try it once more."""
     context = load_context()
     now = datetime.now(UTC)
     with Session(context.engine) as session:
-        person = session.exec(select(Person).where(Person.email == email.strip().lower())).first()
-        if person is None:
-            fail(f"No person has the email address {email!r}.")
-        if person.email_status == Deliverability.OK:
-            typer.echo(f"{person.email} is not marked undeliverable; nothing to clear.")
-            return
-        reason = person.email_status_reason
-        person.email_status = Deliverability.OK
-        person.email_status_reason = None
-        person.updated_at = now
-        session.add(person)
-        record(
-            session,
-            at=now,
-            actor=context.actor,
-            action="email cleared",
-            entity="person",
-            entity_id=person.id,
-            previous_reason=reason,
-        )
-        dead = session.exec(
-            select(func.count()).where(
-                OutboxMessage.person_id == person.id, OutboxMessage.state == OutboxState.DEAD
-            )
-        ).one()
-        name, address = person.name, person.email
+        try:
+            person = person_by_email(session, email)
+        except RepairError as exc:
+            fail(str(exc))
+        done = clear_address(session, person, now=now, actor=context.actor)
         session.commit()
-    typer.echo(f"{address} ({name}) will be tried again. It was marked: {reason}")
-    if dead:
+    if done.previous_reason is None:
+        typer.echo(f"{done.email} is not marked undeliverable; nothing to clear.")
+        return
+    typer.echo(
+        f"{done.email} ({done.name}) will be tried again. It was marked: {done.previous_reason}"
+    )
+    if done.dead:
         typer.echo(
-            f"{dead} dead message(s) to {name}: "
-            f"`evalbot outbox retry --to {address}` sends them again."
+            f"{done.dead} dead message(s) to {done.name}: "
+            f"`evalbot outbox retry --to {done.email}` sends them again."
         )
 
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.cli.common import fail, load_context, parse_now
+from surveys.db import compact
 from surveys.people import (
     PersonNotFound,
     erase_people,
@@ -76,7 +76,7 @@ def erase(
             typer.confirm("Erase this person? This cannot be undone", abort=True)
         done = erase_person(session, person, now=moment, actor=context.actor)
         session.commit()
-    _compact(context.engine)
+    compact(context.engine)
     typer.echo(
         f"Erased. Bookings kept without a name: {done.bookings}; free-text answers cleared: "
         f"{done.answers_cleared}; surveys withdrawn: {done.surveys_withdrawn}; unsent messages "
@@ -113,17 +113,8 @@ def purge(
             typer.confirm(f"Erase these {len(people)} people? This cannot be undone", abort=True)
         erase_people(session, people, now=moment, actor=context.actor)
         session.commit()
-    _compact(context.engine)
+    compact(context.engine)
     typer.echo(f"Erased {len(people)} people.")
-
-
-def _compact(engine: Engine) -> None:
-    if engine.dialect.name == "sqlite":
-        # A SQLite built without secure_delete keeps deleted content in free pages until they
-        # are reused: rebuild the file, and empty the write-ahead log, so it is really gone.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
-            db.exec_driver_sql("VACUUM")
-            db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from bot.web.admin import campaigns, dashboard, reports, responses, sign_in
+from bot.web.admin import (
+    campaigns,
+    dashboard,
+    imports,
+    outbox,
+    people,
+    reports,
+    responses,
+    sessions,
+    sign_in,
+)
 from bot.web.admin.auth import (
     CoordinatorDep,
     StaffDep,
@@ -52,6 +62,10 @@ CONSOLE_CHECKS = [Depends(staff_member), Depends(check_post)]
 PAGES: list[APIRouter] = [
     sign_in.signed_in,
     dashboard.router,
+    sessions.router,
+    imports.router,
+    outbox.router,
+    people.router,
     responses.router,
     campaigns.router,
     reports.router,
