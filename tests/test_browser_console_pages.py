@@ -114,6 +114,14 @@ def test_a_coordinator_runs_a_campaign_and_reads_responses_and_reports(
             assert page.get_by_text("Practical <b>examples</b>").is_visible()
             assert_accessible(page)
 
+            # The trainer's register link, from the session's page.
+            page.goto(f"{base}/admin/sessions/{people['session'].id}")
+            page.get_by_role("link", name="The trainer's register link").click()
+            assert_accessible(page)
+            page.get_by_role("button", name="Show the register link").click()
+            assert page.locator(".banner a[href*='/register/']").is_visible()
+            assert_accessible(page)
+
             # Reports: produce the quarter, then its page.
             page.goto(f"{base}/admin/reports")
             assert_accessible(page)

@@ -214,3 +214,36 @@ def test_a_new_trainer_gets_a_new_link_and_the_old_one_stops(
     assert old != new
     assert client.get(f"/register/{old}").status_code == 404
     assert client.get(f"/register/{new}").status_code == 200
+
+
+def test_a_coordinator_gives_the_trainer_the_link_from_the_session_page(
+    people, session, engine, settings, database_url
+):
+    from bot.web.app import create_app
+    from tests.console_helpers import Clock, csrf
+    from tests.console_pages import CARLA, VIC, add_console_staff, signed_in
+
+    add_console_staff(database_url)
+    app = create_app(settings, engine)
+    app.state.clock = Clock(EVENING)
+    coordinator = signed_in(app, settings.mail_dir, CARLA)
+    page = coordinator.get(f"/admin/sessions/{people['session'].id}")
+    path = f"/admin/sessions/{people['session'].id}/register-link"
+    assert f'href="{path}"' in page.text
+
+    viewer = signed_in(app, settings.mail_dir, VIC)
+    seen = viewer.get(path)
+    assert seen.status_code == 200 and "only a coordinator can see the link" in seen.text
+    assert "/register/" not in seen.text
+    assert viewer.post(path, data={"csrf_token": csrf(seen.text)}).status_code == 403
+
+    explained = coordinator.get(path)
+    assert "/register/" not in explained.text  # a GET records and shows nothing
+    shown = coordinator.post(path, data={"csrf_token": csrf(explained.text)})
+    assert shown.status_code == 200
+    link = link_in(shown.text, "/register/")
+    entry = session.exec(select(AuditEntry).where(AuditEntry.action == "register.link_shown")).one()
+    assert entry.actor == f"staff:{CARLA}"
+    # The link is the trainer's own register, with no account.
+    register = client_at(settings, engine, EVENING).get(link)
+    assert register.status_code == 200 and "2 of 2 still to mark" in register.text

@@ -32,6 +32,7 @@ from bot.web.admin import (
     imports,
     outbox,
     people,
+    register_link,
     reports,
     responses,
     sessions,
@@ -69,6 +70,7 @@ PAGES: list[APIRouter] = [
     responses.router,
     campaigns.router,
     reports.router,
+    register_link.router,
 ]
 
 
