@@ -241,13 +241,14 @@ def register_page(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
-    saved: int | None = None,
+    saved: str | None = None,
 ) -> Response:
     """The register: every delegate with their mark, to change and save, then close."""
     found = _lookup(request, session, settings, token, now)
     if isinstance(found, Response):
         return found
-    return _register_page(request, session, settings, found, token, now, saved=saved)
+    count = int(saved) if saved is not None and saved.isdigit() and len(saved) < 6 else None
+    return _register_page(request, session, settings, found, token, now, saved=count)
 
 
 def _requests(
