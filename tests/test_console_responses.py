@@ -18,6 +18,10 @@ from tests.timeline import Timeline, at
 
 @pytest.fixture
 def played(world, engine, settings, database_url):
+    return play(world, engine, settings, database_url)
+
+
+def play(world, engine, settings, database_url):
     """Alice and Chloé's session, with their pre-course and end-of-course answers."""
     people = world.standard()
     add_console_staff(database_url)
@@ -125,4 +129,42 @@ def test_responses_need_a_signed_in_browser(played):
         response = client.get(path, follow_redirects=False)
         assert (
             response.status_code in (302, 303) and "/admin/sign-in" in response.headers["location"]
+        )
+
+
+def test_responses_and_a_campaign_on_postgresql(postgres_engine, postgres_url, tmp_path):
+    """The same figures on PostgreSQL, and a campaign preview that keeps nothing there either."""
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from bot.settings import load_settings
+    from surveys.models import Campaign, OutboxMessage
+    from tests.conftest import World
+
+    settings = load_settings(database_url=postgres_url, mail_dir=tmp_path / "mail")
+    with Session(postgres_engine, expire_on_commit=False) as session:
+        world = World(session)
+        people, app = play(world, postgres_engine, settings, postgres_url)
+        world.course_session(people["course"], "WT-2026-04-20", starts_at=utc("2026-04-20 09:30"))
+        session.commit()
+    client = signed_in(app, settings.mail_dir, CARLA)
+    page = client.get(f"/admin/responses/course/{people['course'].id}").text
+    assert '<td class="num">3</td>\n    <td class="num">2.33</td>' in page
+    assert "The hearing loop &lt;did not&gt; work" in page
+    preview = client.get("/admin/campaigns/preview?kind=remind&stage=impact")
+    assert preview.status_code == 200 and "Nobody to message" in preview.text
+    reminder = client.get("/admin/campaigns/preview?kind=remind&stage=end")
+    assert "Nobody to message" in reminder.text  # both finished the end-of-course survey
+    places = client.get("/admin/campaigns/preview?kind=places&session=WT-2026-04-20")
+    assert places.status_code == 200 and "Confirm and queue" in places.text
+    assert "Last-minute places" in places.text and "<dt>Subject</dt>" in places.text
+    with Session(postgres_engine) as session:
+        assert session.exec(select(func.count()).select_from(Campaign)).one() == 0
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.campaign_id.is_not(None))  # type: ignore[union-attr]
+            ).one()
+            == 0
         )
