@@ -247,3 +247,13 @@ def test_a_coordinator_gives_the_trainer_the_link_from_the_session_page(
     # The link is the trainer's own register, with no account.
     register = client_at(settings, engine, EVENING).get(link)
     assert register.status_code == 200 and "2 of 2 still to mark" in register.text
+
+
+def test_the_telegram_reminder_carries_the_link_too(people, session, engine, settings):
+    from tests.test_cancellation import telegram_texts
+
+    link = reminder_link(engine, settings)
+    session.expire_all()
+    text = telegram_texts(session, settings)["register-reminder"]
+    assert f'<a href="http://testserver{link}">Mark and close the register</a>' in text
+    assert "evalbot attendance" not in text

@@ -20,9 +20,9 @@ from surveys.responses import (
     Scope,
     course_scope,
     responses,
-    responses_csv,
     session_scope,
 )
+from surveys.responses_csv import responses_csv
 
 router = APIRouter()
 
