@@ -393,3 +393,11 @@ class TelegramChat(SQLModel, table=True):
 from surveys.staff import StaffMember as StaffMember  # noqa: E402
 from surveys.staff import StaffSession as StaffSession  # noqa: E402
 from surveys.staff import StaffSignIn as StaffSignIn  # noqa: E402
+
+# The console counts each session's bookings by status (surveys/console.py): this index answers
+# that without reading the bookings themselves.
+Index(
+    "ix_booking_session_status",
+    Booking.__table__.c.session_id,  # type: ignore[attr-defined]
+    Booking.__table__.c.status,  # type: ignore[attr-defined]
+)

@@ -18,6 +18,7 @@ from surveys.models import (
     AuditEntry,
     Booking,
     BookingStatus,
+    CourseSession,
     Deliverability,
     InvitationStatus,
     OutboxMessage,
@@ -53,8 +54,7 @@ def people(world):
     return world.standard()
 
 
-@pytest.fixture
-def client(settings, engine, clock, database_url, people):
+def signed_in(settings, engine, clock, database_url) -> TestClient:
     add_staff(database_url, CARLA, name="Carla Mendes")
     app = create_app(settings, engine)
     app.state.clock = clock
@@ -63,13 +63,18 @@ def client(settings, engine, clock, database_url, people):
     return client
 
 
+@pytest.fixture
+def client(settings, engine, clock, database_url, people):
+    return signed_in(settings, engine, clock, database_url)
+
+
 def audit(engine, action: str) -> list[AuditEntry]:
     with Session(engine) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
 
 
 def test_the_dashboard_shows_coming_sessions_open_registers_and_problems(
-    client, engine, world, people, clock
+    settings, engine, world, people, clock, database_url
 ):
     # A session last week whose register is still open, with answers coming in.
     past = world.course_session(
@@ -102,6 +107,7 @@ def test_the_dashboard_shows_coming_sessions_open_registers_and_problems(
         )
     )
     world.session.commit()
+    client = signed_in(settings, engine, clock, database_url)
     page = client.get("/admin/").text
     assert "WT-2026-03-16" in page and "Under minimum" in page  # 2 booked, minimum 12
     assert "Registers still open after their session" in page
@@ -112,6 +118,10 @@ def test_the_dashboard_shows_coming_sessions_open_registers_and_problems(
     assert 'aria-current="page">Dashboard' in page
     for label in ("Sessions", "Import", "Responses", "Campaigns", "Outbox", "People", "Reports"):
         assert f">{label}</a>" in page
+    # The quarter's issues are worked out once and kept for five minutes, saying when.
+    assert "at 10:00" in page
+    clock.now = NOW + timedelta(minutes=4)
+    assert "at 10:00" in client.get("/admin/").text
 
 
 def test_sessions_are_found_by_course_reference_and_date(client, world, people):
@@ -360,3 +370,73 @@ def test_every_console_post_is_refused_without_the_csrf_token(client, app_routes
         assert response.status_code == 400, path
         assert "This form has expired" in response.text
     assert client.get("/admin/").status_code == 200
+
+
+def test_the_quarters_issues_are_refreshed_in_the_background_once_five_minutes_old(
+    engine, world, people
+):
+    from zoneinfo import ZoneInfo
+
+    from bot.web.admin.dashboard import IssuesCache, quarter_of
+
+    cache = IssuesCache()
+    zone = ZoneInfo("Europe/London")
+    quarter = quarter_of(NOW.date(), "calendar")
+    first = cache.get(engine, quarter, zone=zone, alert_rate=0.15, now=NOW)
+    assert first.as_of == NOW and first.issues == []
+    # A register left open on a past session of the quarter: an issue the report lists.
+    world.course_session(people["course"], ref="WT-2026-02-23", starts_at=utc("2026-02-23 09:30"))
+    world.booking(world.session.get(CourseSession, 2), people["alice"], None, "BK-0901")
+    world.session.commit()
+    later = NOW + timedelta(minutes=6)
+    stale = cache.get(engine, quarter, zone=zone, alert_rate=0.15, now=later)
+    assert stale is first  # shown at once, while the refresh runs
+    cache.refresher.join(timeout=30)
+    fresh = cache.get(engine, quarter, zone=zone, alert_rate=0.15, now=later)
+    assert fresh.as_of == later
+    assert [issue.kind for issue in fresh.issues] == ["Register not closed"]
+    # Another quarter is worked out there and then.
+    next_quarter = cache.get(
+        engine,
+        quarter_of(utc("2026-04-02 10:00").date(), "calendar"),
+        zone=zone,
+        alert_rate=0.15,
+        now=utc("2026-04-02 10:00"),
+    )
+    assert next_quarter.quarter.label == "2026 Q2"
+
+
+def test_the_consoles_reads_work_on_postgresql(postgres_engine):
+    """The console's aggregate queries (grouping, LIKE with escapes) on PostgreSQL too."""
+    from zoneinfo import ZoneInfo
+
+    from bot.web.admin.dashboard import notable_issues, quarter_of
+    from surveys import console
+    from tests.conftest import World
+
+    with Session(postgres_engine, expire_on_commit=False) as session:
+        people = World(session).standard()
+        zone = ZoneInfo("Europe/London")
+        [coming] = console.coming_sessions(session, NOW)
+        assert (coming.ref, coming.booked, coming.under_minimum) == ("WT-2026-03-16", 2, True)
+        assert console.open_registers(session, utc("2026-03-17 10:00"))[0].unmarked == 2
+        found = console.find_sessions(session, now=NOW, zone=zone, text="wt-2026_03", when="all")
+        assert found == []  # "_" is a character here, not a wildcard
+        assert [
+            line.ref for line in console.find_sessions(session, now=NOW, zone=zone, text="WT-")
+        ] == ["WT-2026-03-16"]
+        roster = console.roster(session, people["session"].id)
+        assert {line.delegate for line in roster} == {
+            "Alice Okafor",
+            "Chloé O'Brien <Health & Care>",
+        }
+        assert [p.email for p in console.find_people(session, "okafor")] == [
+            "alice.okafor@riverside.example"
+        ]
+        assert console.recent_responses(session, utc("2026-03-17 10:00"))[0].ref == "WT-2026-03-16"
+        assert console.undelivered_counts(session) == {"failed": 0, "dead": 0}
+        quarter = quarter_of(utc("2026-03-17 10:00").date(), "calendar")
+        issues = notable_issues(
+            session, quarter, zone=zone, alert_rate=0.15, now=utc("2026-03-17 10:00")
+        )
+        assert [issue.kind for issue in issues] == ["Register not closed"]

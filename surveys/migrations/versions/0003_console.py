@@ -1,4 +1,4 @@
-"""the staff console: staff members, their sign-in links and sessions
+"""the staff console: staff members, their sign-in links and sessions; bookings by status
 
 Revision ID: 0003_console
 Revises: 0002
@@ -61,7 +61,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_staff_session_staff_id"), ["staff_id"], unique=False)
 
 
+    # The console counts each session's bookings by status from this index alone.
+    with op.batch_alter_table("booking", schema=None) as batch_op:
+        batch_op.create_index("ix_booking_session_status", ["session_id", "status"], unique=False)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("booking", schema=None) as batch_op:
+        batch_op.drop_index("ix_booking_session_status")
     op.drop_table("staff_session")
     op.drop_table("staff_sign_in")
     op.drop_table("staff_member")
