@@ -41,7 +41,7 @@ from surveys.models import Campaign, Channel, Course, OutboxMessage, Person, Sec
 
 router = APIRouter()
 
-SCOPE_FIELDS = ("stage", "session", "course", "agency", "sector", "date_from", "date_to")
+PREVIEW_NAMES = 25  # recipients named on the preview; the rest are counted
 SURVEY_STAGES = (Stage.PRE, Stage.END, Stage.IMPACT, Stage.MANAGER)
 EXPLAIN = {
     "remind": "Remind everyone in scope whose survey is open and not finished.",
