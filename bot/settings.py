@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     survey_definitions_dir: Path | None = None
     quarters: Literal["calendar", "financial"] = "calendar"
+    # The staff console's Reports page: the folder it writes each quarter's report into.
+    reports_dir: Path = Path("evalbot-reports")
 
     smtp_host: str | None = None
     smtp_port: int | None = Field(default=None, ge=1, le=65535)

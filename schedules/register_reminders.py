@@ -1,7 +1,8 @@
 """The trainer's register reminder: step 5 of the tick (``schedules.tick``).
 
 A register still open ``register_reminder_after`` the end of its session (24 hours by default)
-gets one reminder to the trainer; a reminder waiting for the sending window is withdrawn once the
+gets one reminder to the trainer, with the trainer's personal register link
+(``schedules.register_links``); a reminder waiting for the sending window is withdrawn once the
 register is closed or the session cancelled.
 """
 
@@ -17,14 +18,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from schedules.calendar import next_send_time, shift
-from schedules.planning import (
-    ACTIVE,
-    OUTBOX_TABLE,
-    UNSENT,
-    stage_times,
-    withdraw_messages,
-)
+from schedules.planning import ACTIVE, OUTBOX_TABLE, UNSENT, stage_times, withdraw_messages
 from schedules.policy import Policy
+from schedules.register_links import register_link
 from surveys import outbox
 from surveys.models import (
     Booking,
@@ -41,8 +37,11 @@ REGISTER_REMINDER = "register-reminder"
 ON_REGISTER = (*ACTIVE, BookingStatus.NO_SHOW)
 
 
-def remind_registers(session: Session, *, now: datetime, policy: Policy, zone: ZoneInfo) -> int:
-    """Remind each trainer, once, of a register still open ``register_reminder_after`` the end.
+def remind_registers(
+    session: Session, *, now: datetime, policy: Policy, zone: ZoneInfo, secret: bytes
+) -> int:
+    """Remind each trainer, once, of a register still open ``register_reminder_after`` the end,
+    with the trainer's personal register link (``schedules.register_links``).
 
     Not for a session whose end-of-course survey has already closed (an old session imported
     late is not a register anyone will mark now). A reminder waiting for the sending window is
@@ -100,6 +99,7 @@ def remind_registers(session: Session, *, now: datetime, policy: Policy, zone: Z
             "venue": course_session.venue or "",
             "on_register": sum(marks.values()),
             "unmarked": marks.get(BookingStatus.BOOKED, 0),
+            "links": {"register": register_link(session, secret, course_session)},
         }
         message = outbox.enqueue(
             session,

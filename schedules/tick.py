@@ -207,7 +207,7 @@ def tick(
             report.invitations = runner.run(lambda: survey_messages(queue_invitation_messages))
             report.reminders = runner.run(lambda: survey_messages(queue_reminders))
             report.register_reminders = runner.run(
-                lambda: remind_registers(session, now=now, policy=policy, zone=zone)
+                lambda: remind_registers(session, now=now, policy=policy, zone=zone, secret=secret)
             )
             report.no_show_notices = runner.run(
                 lambda: process_closed_registers(

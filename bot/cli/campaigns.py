@@ -14,14 +14,15 @@ from datetime import datetime
 from typing import Any
 
 import typer
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from bot.campaign_options import campaign_options
 from bot.cli.common import Context, fail, load_context, parse_now
 from schedules import campaigns
+from schedules.campaign_progress import delivery
 from schedules.campaigns import CampaignError, CampaignPreview
 from surveys.db import session_scope
-from surveys.models import Channel, OutboxMessage, OutboxState
+from surveys.models import Channel, OutboxState
 
 app = typer.Typer(
     help="Admin campaigns: remind those with a survey to finish, promote last-minute places, "
@@ -96,15 +97,7 @@ def refresher(
 
 
 def _options(context: Context) -> dict[str, Any]:
-    settings = context.settings
-    return {
-        "policy": context.policy,
-        "zone": settings.zone,
-        "contact": settings.admin_email,
-        "definitions_dir": settings.survey_definitions_dir,
-        # No bot, no link to connect Telegram (as the tick plans it).
-        "telegram": settings.telegram_token is not None,
-    }
+    return campaign_options(context.settings, context.policy)
 
 
 def _campaign(kind: str, raw: dict[str, Any], *, dry_run: bool, yes: bool, now: str | None) -> None:
@@ -180,16 +173,7 @@ def _scope_text(scope: Mapping[str, Any]) -> str:
 
 def _sent(context: Context, campaign_id: int) -> int:
     with Session(context.engine) as session:
-        return int(
-            session.exec(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(
-                    col(OutboxMessage.campaign_id) == campaign_id,
-                    col(OutboxMessage.state).in_([OutboxState.SENT, OutboxState.DEAD]),
-                )
-            ).one()
-        )
+        return delivery(session, campaign_id).count(OutboxState.SENT, OutboxState.DEAD)
 
 
 def _send(context: Context, campaign_id: int, queued: int, now: datetime) -> None:
@@ -220,17 +204,10 @@ def _send(context: Context, campaign_id: int, queued: int, now: datetime) -> Non
     summary = asyncio.run(deliver())
     typer.echo(f"Delivery: {summary}.")
     with Session(context.engine) as session:
-        states = dict(
-            session.exec(
-                select(col(OutboxMessage.state), func.count())
-                .where(col(OutboxMessage.campaign_id) == campaign_id)
-                .group_by(col(OutboxMessage.state))
-            ).all()
-        )
-    waiting = sum(v for k, v in states.items() if k not in (OutboxState.SENT, OutboxState.DEAD))
+        states = delivery(session, campaign_id)
     typer.echo(
-        f"This campaign: {states.get(OutboxState.SENT, 0)} sent, {waiting} waiting "
-        f"(rate limits or retries), {states.get(OutboxState.DEAD, 0)} undeliverable."
+        f"This campaign: {states.sent} sent, {states.waiting} waiting "
+        f"(rate limits or retries), {states.dead} undeliverable."
     )
 
 

@@ -29,7 +29,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from bot.web.admin import dashboard, imports, outbox, people, sessions, sign_in
+from bot.web.admin import (
+    campaigns,
+    dashboard,
+    imports,
+    outbox,
+    people,
+    register_link,
+    reports,
+    responses,
+    sessions,
+    sign_in,
+)
 from bot.web.admin.auth import (
     CoordinatorDep,
     StaffDep,
@@ -59,6 +70,10 @@ PAGES: list[APIRouter] = [
     imports.router,
     outbox.router,
     people.router,
+    responses.router,
+    campaigns.router,
+    reports.router,
+    register_link.router,
 ]
 
 
