@@ -1,0 +1,564 @@
+"""Merging checked export rows into the database, one chunk of rows at a time.
+
+Sessions and bookings are matched by reference, people by email (stored lower-case), agencies
+by name and courses by title, case-insensitively. People and bookings, tens of thousands in a
+big export, are read and written with Core statements (``surveys.bulk``); agencies, courses and
+sessions, a few hundred at most, through the ORM. What later chunks compare with is kept small:
+each person's stored values, each session, and the references handled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+from sqlmodel import Session, SQLModel, col, select
+
+from surveys.audit import record
+from surveys.booking_csv import Problem, Row
+from surveys.booking_fields import length_of
+from surveys.bulk import insert_rows, update_rows
+from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration, Person
+
+PERSON = Person.__table__  # type: ignore[attr-defined]
+BOOKING = Booking.__table__  # type: ignore[attr-defined]
+_HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
+
+
+@dataclass
+class Tally:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class _Outcomes:
+    """What happened to each thing the file names: created, updated or left unchanged."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def note(self, key: str, *, created: bool = False, changed: bool = False) -> None:
+        outcome = "created" if created else "updated" if changed else "unchanged"
+        before = self.seen.get(key)
+        if before is None or (before == "unchanged" and outcome == "updated"):
+            self.seen[key] = outcome
+
+    def tally(self) -> Tally:
+        counts = Counter(self.seen.values())
+        return Tally(counts["created"], counts["updated"], counts["unchanged"])
+
+
+@dataclass(slots=True)
+class _Person:
+    """A person as stored (or about to be), by email."""
+
+    id: int | None
+    name: str
+    agency_id: int | None
+    role: str | None
+    mobile: str | None
+
+
+@dataclass(slots=True)
+class _Booking:
+    """A booking as stored, with its holder."""
+
+    id: int
+    session_id: int
+    manager_id: int | None
+    booked_at: datetime | None
+    status: BookingStatus
+    status_changed_at: datetime | None
+    cancelled_at: datetime | None
+    planned_version: int
+    holder: str
+    erased: bool
+
+
+class Writer:
+    """Takes checked rows chunk by chunk; stops writing at the first problem (the caller then
+    rolls back) but keeps checking what only the database can tell."""
+
+    def __init__(self, session: Session, now: datetime, actor: str, columns: Collection[str]):
+        self.session, self.now, self.actor = session, now, actor
+        self.columns = set(columns)
+        self.agencies = {a.name.lower(): a for a in session.exec(select(Agency)).all()}
+        self.courses = {c.title.lower(): c for c in session.exec(select(Course)).all()}
+        self.lengths: dict[str, tuple[Duration | None, Duration]] = {}
+        self.people: dict[str, _Person] = {}
+        self.sessions: dict[str, CourseSession] = {}
+        self.handled: set[str] = set()  # booking references this import has written
+        self.left_alone: set[str] = set()  # bookings of erased people
+        self.outcomes = {kind: _Outcomes() for kind in ("agency", "person", "session", "booking")}
+        self.rescheduled: list[str] = []
+        self.erased = 0
+        self.writing = True
+        self._person_defaults = _defaults(Person)
+        self._booking_defaults = _defaults(Booking)
+
+    # One chunk -------------------------------------------------------------------------------
+
+    def take(self, rows: list[Row], problems: list[Problem]) -> None:
+        if not rows:
+            return
+        stored = self._stored_bookings(sorted({r.booking_ref for r in rows}))
+        problems.extend(self._conflicts(rows, stored))
+        if problems:
+            self.writing = False
+        if not self.writing:
+            return
+        kept = []
+        for row in rows:
+            booking = stored.get(row.booking_ref)
+            if row.booking_ref in self.left_alone or (booking is not None and booking.erased):
+                self.left_alone.add(row.booking_ref)
+                self.erased += 1
+            else:
+                kept.append(row)
+        for row in kept:
+            self._agency(row)
+        self.session.flush()
+        self._people(kept)
+        for row in kept:
+            self._course(row)
+        self.session.flush()
+        self._load_sessions(sorted({r.session_ref for r in kept} - self.sessions.keys()))
+        for row in kept:
+            self._course_session(row)
+        self.session.flush()
+        self._bookings(kept, stored)
+
+    def finish(self) -> None:
+        """Give each course the length its export rows say (or its longest session's)."""
+        for key, (given, longest) in self.lengths.items():
+            course = self.courses[key]
+            _apply(course, {"duration": given or longest})
+        self.session.flush()
+
+    # Checks only the database can make ---------------------------------------------------------
+
+    def _stored_bookings(self, refs: list[str]) -> dict[str, _Booking]:
+        found: dict[str, _Booking] = {}
+        b, p = BOOKING.c, PERSON.c
+        for chunk in _chunks(refs):
+            query = (
+                select(  # type: ignore[call-overload]
+                    b.ref,
+                    b.id,
+                    b.session_id,
+                    b.manager_id,
+                    b.booked_at,
+                    b.status,
+                    b.status_changed_at,
+                    b.cancelled_at,
+                    b.planned_version,
+                    p.email,
+                    p.erased_at,
+                )
+                .select_from(BOOKING.join(PERSON, p.id == b.delegate_id))
+                .where(b.ref.in_(chunk))
+            )
+            for row in self.session.execute(query):
+                found[row.ref] = _Booking(
+                    row.id,
+                    row.session_id,
+                    row.manager_id,
+                    row.booked_at,
+                    BookingStatus(row.status),
+                    row.status_changed_at,
+                    row.cancelled_at,
+                    row.planned_version,
+                    row.email,
+                    row.erased_at is not None,
+                )
+        return found
+
+    def _conflicts(self, rows: list[Row], stored: dict[str, _Booking]) -> list[Problem]:
+        problems = []
+        reported: set[str] = set()
+        for row in rows:
+            booking = stored.get(row.booking_ref)
+            if (
+                booking is None
+                or booking.erased
+                or row.booking_ref in self.handled
+                or row.booking_ref in reported
+                or booking.holder == row.delegate_email
+            ):
+                continue
+            reported.add(row.booking_ref)
+            problems.append(
+                Problem(
+                    row.line,
+                    "delegate_email",
+                    f"booking {row.booking_ref} is already held by {booking.holder}; a different "
+                    "delegate needs a new booking reference (or a replacement through Evalbot)",
+                )
+            )
+        return problems + self._waiting_but_booked(rows)
+
+    def _waiting_but_booked(self, rows: list[Row]) -> list[Problem]:
+        """A waiting-list row for someone already holding a place on that session."""
+        waiting = {
+            (r.delegate_email, r.session_ref): r for r in rows if r.status is BookingStatus.WAITING
+        }
+        if not waiting:
+            return []
+        b, p = BOOKING.c, PERSON.c
+        s = CourseSession.__table__.c  # type: ignore[attr-defined]
+        query = (
+            select(b.ref, p.email, s.ref.label("session_ref"))  # type: ignore[call-overload]
+            .select_from(
+                BOOKING.join(PERSON, p.id == b.delegate_id).join(
+                    CourseSession.__table__,  # type: ignore[attr-defined]
+                    s.id == b.session_id,
+                )
+            )
+            .where(
+                p.email.in_(sorted({email for email, _ in waiting})),
+                s.ref.in_(sorted({ref for _, ref in waiting})),
+                b.status.in_([status.value for status in _HOLDS_A_PLACE]),
+            )
+        )
+        problems = []
+        for held in self.session.execute(query):
+            row = waiting.get((held.email, held.session_ref))
+            if row is not None and held.ref != row.booking_ref:
+                problems.append(
+                    Problem(
+                        row.line,
+                        "status",
+                        f"{row.delegate_email} is on the waiting list for session "
+                        f"{row.session_ref} here but already holds a place on it (booking "
+                        f"{held.ref}); remove the waiting-list row",
+                    )
+                )
+        return problems
+
+    # Agencies, courses and sessions -----------------------------------------------------------
+
+    def _agency(self, row: Row) -> None:
+        key = row.agency.lower()
+        agency = self.agencies.get(key)
+        if agency is None:
+            self.agencies[key] = Agency(name=row.agency, sector=row.sector)
+            self.session.add(self.agencies[key])
+            self.outcomes["agency"].note(key, created=True)
+        else:
+            self.outcomes["agency"].note(key, changed=_apply(agency, {"sector": row.sector}))
+
+    def _course(self, row: Row) -> None:
+        key = row.course_title.lower()
+        course = self.courses.get(key)
+        if course is None:
+            course = Course(title=row.course_title, level=row.course_level)
+            self.courses[key] = course
+            self.session.add(course)
+        elif row.course_level:
+            _apply(course, {"level": row.course_level})
+        if row.course_type:
+            _apply(course, {"course_type": row.course_type})
+        given, longest = self.lengths.get(key, (None, Duration.HALF))
+        if length_of(row.starts_at, row.ends_at) is Duration.FULL:
+            longest = Duration.FULL
+        self.lengths[key] = (given or row.course_length, longest)
+
+    def _load_sessions(self, refs: list[str]) -> None:
+        for chunk in _chunks(refs):
+            query = select(CourseSession).where(col(CourseSession.ref).in_(chunk))
+            self.sessions.update((s.ref, s) for s in self.session.exec(query).all())
+
+    def _course_session(self, row: Row) -> None:
+        if row.session_ref in self.outcomes["session"].seen:
+            return  # every row of a session agrees (checked): the first describes it
+        existing = self.sessions.get(row.session_ref)
+        fields: dict[str, Any] = {
+            "course_id": self.courses[row.course_title.lower()].id,
+            "ends_at": row.ends_at,
+            "venue": row.venue,
+            "online": _looks_online(row.venue) or bool(row.joining_link),
+            "min_places": row.min_places,
+            "max_places": row.max_places,
+        }
+        if "joining_link" in self.columns:
+            fields["joining_link"] = row.joining_link
+        if row.trainer_email:
+            fields["trainer_id"] = self.people[row.trainer_email].id
+        if existing is None:
+            existing = CourseSession(ref=row.session_ref, starts_at=row.starts_at, **fields)
+            self.sessions[row.session_ref] = existing
+            self.session.add(existing)
+            self.outcomes["session"].note(row.session_ref, created=True)
+            return
+        moved = existing.starts_at != row.starts_at or existing.ends_at != row.ends_at
+        if existing.starts_at != row.starts_at:
+            existing.previous_starts_at = existing.starts_at
+            existing.starts_at = row.starts_at
+        changed = _apply(existing, fields) or moved
+        if moved:
+            self._rescheduled(existing)
+        if changed:
+            existing.updated_at = self.now
+        self.outcomes["session"].note(row.session_ref, changed=changed)
+
+    def _rescheduled(self, course_session: CourseSession) -> None:
+        # Planning compares each booking's planned_version with this to move unsent messages.
+        course_session.schedule_version += 1
+        course_session.time_changed_at = self.now
+        self.rescheduled.append(course_session.ref)
+        record(
+            self.session,
+            at=self.now,
+            actor=self.actor,
+            action="session.rescheduled",
+            entity="course_session",
+            entity_id=course_session.id,
+            starts_at=course_session.starts_at.isoformat(),
+            ends_at=course_session.ends_at.isoformat(),
+            previous_starts_at=_iso(course_session.previous_starts_at),
+        )
+
+    # People --------------------------------------------------------------------------------------
+
+    def _people(self, rows: list[Row]) -> None:
+        emails = {r.delegate_email for r in rows} | {r.manager_email for r in rows}
+        emails |= {r.trainer_email for r in rows if r.trainer_email}
+        self._load_people(sorted(emails - self.people.keys()))
+        new: dict[str, _Person] = {}
+        changed: dict[str, _Person] = {}
+        for row in rows:
+            agency_id = self.agencies[row.agency.lower()].id
+            self._person(
+                new, changed, row.delegate_email, row.delegate_name, agency_id, None,
+                row.role, row.delegate_mobile,
+            )  # fmt: skip
+            self._person(
+                new, changed, row.manager_email, row.manager_name, None, agency_id,
+                None, row.manager_mobile,
+            )  # fmt: skip
+            if row.trainer_email:
+                known = self.people.get(row.trainer_email)
+                name = row.trainer_name
+                if name is None and (known is None or known.name == _made_up(row.trainer_email)):
+                    name = ""  # named by an earlier import after the address: addressed neutrally
+                self._person(new, changed, row.trainer_email, name, None, None, None, None)
+        insert_rows(
+            self.session,
+            PERSON,
+            [
+                {
+                    **self._person_defaults,
+                    "email": email,
+                    "name": person.name,
+                    "agency_id": person.agency_id,
+                    "role": person.role,
+                    "mobile": person.mobile,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+                for email, person in new.items()
+            ],
+        )
+        self._load_people(sorted(new), new)
+        update_rows(
+            self.session,
+            PERSON,
+            [
+                {
+                    "id": person.id,
+                    "name": person.name,
+                    "agency_id": person.agency_id,
+                    "role": person.role,
+                    "mobile": person.mobile,
+                    "updated_at": self.now,
+                }
+                for person in changed.values()
+                if person.id is not None
+            ],
+        )
+
+    def _load_people(self, emails: list[str], fresh: dict[str, _Person] | None = None) -> None:
+        p = PERSON.c
+        for chunk in _chunks(emails):
+            query = select(p.id, p.email, p.name, p.agency_id, p.role, p.mobile).where(  # type: ignore[call-overload]
+                p.email.in_(chunk)
+            )
+            for found in self.session.execute(query):
+                if fresh is not None:
+                    fresh[found.email].id = found.id
+                else:
+                    self.people[found.email] = _Person(
+                        found.id, found.name, found.agency_id, found.role, found.mobile
+                    )
+
+    def _person(
+        self,
+        new: dict[str, _Person],
+        changed: dict[str, _Person],
+        email: str,
+        name: str | None,
+        agency_id: int | None,
+        fallback_agency_id: int | None,
+        role: str | None,
+        mobile: str | None,
+    ) -> None:
+        """Note one mention of a person; later mentions win, except a trainer's missing name."""
+        known = self.people.get(email)
+        if known is None:
+            known = _Person(None, name or "", agency_id or fallback_agency_id, role, mobile)
+            self.people[email] = new[email] = known
+            self.outcomes["person"].note(email, created=True)
+            return
+        updates: dict[str, Any] = {}
+        if name is not None and known.name != name:
+            updates["name"] = name
+        if agency_id is not None and known.agency_id != agency_id:
+            updates["agency_id"] = agency_id
+        elif known.agency_id is None and fallback_agency_id is not None:
+            updates["agency_id"] = fallback_agency_id
+        if role and known.role != role:
+            updates["role"] = role
+        if mobile and known.mobile != mobile:
+            updates["mobile"] = mobile
+        for field, value in updates.items():
+            setattr(known, field, value)
+        if updates and email not in new:
+            changed[email] = known
+        self.outcomes["person"].note(email, changed=bool(updates))
+
+    # Bookings ------------------------------------------------------------------------------------
+
+    def _bookings(self, rows: list[Row], stored: dict[str, _Booking]) -> None:
+        new: dict[str, dict[str, Any]] = {}
+        changed: dict[str, _Booking] = {}
+        for row in rows:
+            course_session = self.sessions[row.session_ref]
+            manager_id = self.people[row.manager_email].id
+            self.handled.add(row.booking_ref)
+            booking = stored.get(row.booking_ref)
+            if booking is None:
+                new[row.booking_ref] = {
+                    **self._booking_defaults,
+                    "ref": row.booking_ref,
+                    "session_id": course_session.id,
+                    "delegate_id": self.people[row.delegate_email].id,
+                    "manager_id": manager_id,
+                    "booked_at": row.booked_at or self.now,
+                    "status": (row.status or BookingStatus.BOOKED).value,
+                    "status_changed_at": self.now,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+                self.outcomes["booking"].note(row.booking_ref, created=True)
+                continue
+            assert course_session.id is not None
+            if self._update(booking, row, course_session.id, manager_id):
+                changed[row.booking_ref] = booking
+                self.outcomes["booking"].note(row.booking_ref, changed=True)
+            else:
+                self.outcomes["booking"].note(row.booking_ref)
+        insert_rows(self.session, BOOKING, list(new.values()))
+        update_rows(
+            self.session,
+            BOOKING,
+            [
+                {
+                    "id": b.id,
+                    "session_id": b.session_id,
+                    "manager_id": b.manager_id,
+                    "booked_at": b.booked_at,
+                    "status": b.status.value,
+                    "status_changed_at": b.status_changed_at,
+                    "cancelled_at": b.cancelled_at,
+                    "planned_version": b.planned_version,
+                    "updated_at": self.now,
+                }
+                for b in changed.values()
+            ],
+        )
+
+    def _update(self, booking: _Booking, row: Row, session_id: int, manager_id: int | None) -> bool:
+        """Apply a row to a stored booking; whether anything changed."""
+        before = (booking.session_id, booking.manager_id, booking.booked_at, booking.status)
+        if booking.session_id != session_id:
+            booking.planned_version = 0  # moved to another session: plan it afresh
+        booking.session_id, booking.manager_id = session_id, manager_id
+        if row.booked_at is not None:
+            booking.booked_at = row.booked_at
+        if _new_status(booking.status, row.status):
+            assert row.status is not None
+            booking.status = row.status
+            booking.status_changed_at = self.now
+            if row.status in (BookingStatus.CANCELLED, BookingStatus.LATE_CANCELLATION):
+                booking.cancelled_at = self.now
+            record(
+                self.session,
+                at=self.now,
+                actor=self.actor,
+                action="booking.status_imported",
+                entity="booking",
+                entity_id=booking.id,
+                status=str(row.status),
+            )
+        after = (booking.session_id, booking.manager_id, booking.booked_at, booking.status)
+        return before != after
+
+    def result_tallies(self) -> dict[str, Tally]:
+        return {kind: outcomes.tally() for kind, outcomes in self.outcomes.items()}
+
+
+def _new_status(stored: BookingStatus, given: BookingStatus | None) -> bool:
+    """Only a booking system's own change (a cancellation made there, a waiting-list place
+    given) overrides what Evalbot knows: "booked" in an old export never undoes a cancellation
+    or a register mark, and "waiting" never takes a place away."""
+    if given is None or given == stored or given is BookingStatus.WAITING:
+        return False
+    return given is not BookingStatus.BOOKED or stored is BookingStatus.WAITING
+
+
+def _defaults(model: type[SQLModel]) -> dict[str, Any]:
+    """The values a model's constructor would fill in, for rows written in bulk."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name == "id":
+            continue
+        if info.default_factory is not None:
+            values[name] = info.default_factory()  # type: ignore[call-arg]
+        elif info.default is not PydanticUndefined:
+            values[name] = info.default
+    return {name: v.value if isinstance(v, Enum) else v for name, v in values.items()}
+
+
+def _made_up(email: str) -> str:
+    """The name an earlier import gave a trainer it knew only by email."""
+    return email.split("@")[0]
+
+
+def _apply(target: Any, updates: dict[str, Any]) -> bool:
+    changed = False
+    for name, value in updates.items():
+        if getattr(target, name) != value:
+            setattr(target, name, value)
+            changed = True
+    return changed
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _looks_online(venue: str) -> bool:
+    return any(word in venue.lower() for word in ("online", "teams", "zoom", "virtual", "webinar"))
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
