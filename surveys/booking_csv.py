@@ -190,15 +190,12 @@ class Export:
             problems.append(Problem(1, missing[0], f"missing column; {must}"))
         elif missing:
             found = ", ".join(quote(name) for name in header[:6] if name.strip()) or "nothing"
-            what = "no header row" if not positions else "the header is wrong"
-            problems.append(
-                Problem(
-                    1,
-                    None,
-                    f"{what}: missing the columns {', '.join(missing)} (the first line has "
-                    f"{found}); {must}",
-                )
+            what = (
+                "the header names none of the columns Evalbot needs"
+                if len(missing) == len(REQUIRED)
+                else f"the header is wrong: missing the columns {', '.join(missing)}"
             )
+            problems.append(Problem(1, None, f"{what} (the first line has {found}); {must}"))
         if problems:
             raise ImportFailed(problems)
         return positions
