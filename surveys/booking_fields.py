@@ -212,7 +212,7 @@ def parse_local_datetime(
 
 @lru_cache(maxsize=1024)
 def read_places(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_PLACES:
+    if not (value.isascii() and value.isdigit()) or len(value) > 6 or int(value) > MAX_PLACES:
         raise BadValue(f"expected a whole number of places from 0 to {MAX_PLACES:,}, got {quote(value)}")
     return int(value)
 
