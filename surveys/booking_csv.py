@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from surveys.booking_fields import (
     DATE_HINT,
     BadValue,
-    check_text,
+    text_reader,
     parse_local_datetime,
     parse_sector,
     parse_status,
@@ -166,6 +166,10 @@ class Export:
                 Problem(where, None, f"the file cannot be read as CSV here ({exc})")
             )
 
+    def courses(self) -> dict[str, tuple[int, Duration | None, str | None]]:
+        """Each course's length and type where rows give them, by lower-case title."""
+        return self._agreement.courses
+
     def finish(self) -> None:
         """Raise ``ImportFailed`` with every problem found, in line order."""
         if not self.problems and self.rows_read == 0:
@@ -228,15 +232,12 @@ class Export:
 def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
     """How to read each column the file has, in the order the checks report them."""
 
-    def text(name: str) -> Callable[[str], Any]:
-        return lambda value: check_text(name, value)
-
     def email(name: str) -> Callable[[str], Any]:
         return lambda value: read_email(name, value)
 
     read: dict[str, tuple[str, Callable[[str], Any]]] = {
-        **{name: (name, text(name)) for name in (*_TEXTS, "manager_name", "course_level", "role")},
-        "trainer_name": ("trainer_name", text("trainer_name")),
+        **{name: (name, text_reader(name)) for name in (*_TEXTS, "manager_name", "course_level", "role")},
+        "trainer_name": ("trainer_name", text_reader("trainer_name")),
         "starts_at": ("starts_at", lambda value: read_when(value, zone, False)),
         "ends_at": ("ends_at", lambda value: read_when(value, zone, False)),
         "booked_at": ("booked_at", lambda value: read_when(value, zone, True)),

@@ -12,6 +12,7 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -129,20 +130,32 @@ def text_limit(column: str) -> int | None:
 
 def check_text(column: str, value: str) -> str:
     """A text cell fits its database column and holds no control characters."""
-    limit = text_limit(column)
-    if limit is not None and len(value) > limit:
-        raise BadValue(f"expected at most {limit} characters, got {quote(value)}")
-    if _CONTROL.search(value):
-        raise BadValue(f"expected text without control characters (such as NUL), got {quote(value)}")
-    return value
+    return text_reader(column)(value)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+@lru_cache(maxsize=64)
+def text_reader(column: str) -> Callable[[str], str]:
+    """``check_text`` for one column, its limit looked up once."""
+    limit = text_limit(column) or 1 << 30
+
+    def read(value: str) -> str:
+        if len(value) > limit:
+            raise BadValue(f"expected at most {limit} characters, got {quote(value)}")
+        if not value.isprintable() and CONTROL.search(value):
+            raise BadValue(
+                f"expected text without control characters (such as NUL), got {quote(value)}"
+            )
+        return value
+
+    return read
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def read_email(column: str, value: str) -> str:
     value = value.lower()
-    if not EMAIL.match(value) or _CONTROL.search(value):
+    if not EMAIL.match(value) or CONTROL.search(value):
         raise BadValue(f"expected an email address such as name@agency.org.uk, got {quote(value)}")
     return check_text(column, value)
 

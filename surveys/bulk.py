@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Table, bindparam, insert, update
@@ -63,7 +64,8 @@ def _execute(
     if dialect.name == "sqlite":
         compiled = statement.compile(dialect=dialect)
         order = compiled.positiontup or []
-        params = [tuple(row[name] for name in order) for row in rows]
+        values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+        params = [values(row) for row in rows]
         session.connection().exec_driver_sql(str(compiled), params)
     else:
         session.execute(statement, rows)

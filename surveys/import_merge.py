@@ -10,13 +10,14 @@ each person's stored values, each session, and the references handled.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic_core import PydanticUndefined
+from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
 from surveys.audit import record
@@ -63,6 +64,8 @@ class _Person:
     agency_id: int | None
     role: str | None
     mobile: str | None
+    outcome: str = "unchanged"  # or created, updated: what this import did
+    named: bool = False  # whether this import has mentioned them
 
 
 @dataclass(slots=True)
@@ -90,7 +93,7 @@ class Writer:
         self.columns = set(columns)
         self.agencies = {a.name.lower(): a for a in session.exec(select(Agency)).all()}
         self.courses = {c.title.lower(): c for c in session.exec(select(Course)).all()}
-        self.lengths: dict[str, tuple[Duration | None, Duration]] = {}
+        self.longest: dict[str, Duration] = {}  # each course's longest session in the export
         self.people: dict[str, _Person] = {}
         self.sessions: dict[str, CourseSession] = {}
         self.handled: set[str] = set()  # booking references this import has written
@@ -121,24 +124,31 @@ class Writer:
                 self.erased += 1
             else:
                 kept.append(row)
-        for row in kept:
-            self._agency(row)
+        for agency in {r.agency.lower(): r for r in kept}.values():
+            self._agency(agency)
         self.session.flush()
         self._people(kept)
-        for row in kept:
+        # Every row of a session agrees (checked): its first row describes it and its course.
+        firsts = {r.session_ref: r for r in reversed(kept)}
+        firsts = {ref: row for ref, row in firsts.items() if ref not in self.outcomes["session"].seen}
+        for row in firsts.values():
             self._course(row)
         self.session.flush()
-        self._load_sessions(sorted({r.session_ref for r in kept} - self.sessions.keys()))
-        for row in kept:
+        self._load_sessions(sorted(firsts.keys() - self.sessions.keys()))
+        for row in firsts.values():
             self._course_session(row)
         self.session.flush()
         self._bookings(kept, stored)
 
-    def finish(self) -> None:
-        """Give each course the length its export rows say (or its longest session's)."""
-        for key, (given, longest) in self.lengths.items():
-            course = self.courses[key]
-            _apply(course, {"duration": given or longest})
+    def finish(self, given: Mapping[str, tuple[int, Duration | None, str | None]]) -> None:
+        """Each course's length and type: as the export gives them (``given``, by lower-case
+        title), or for the length, the longest of its sessions (at most 4 hours: a half day)."""
+        for key, longest in self.longest.items():
+            _, length, kind = given.get(key, (0, None, None))
+            updates: dict[str, Any] = {"duration": length or longest}
+            if kind:
+                updates["course_type"] = kind
+            _apply(self.courses[key], updates)
         self.session.flush()
 
     # Checks only the database can make ---------------------------------------------------------
@@ -262,12 +272,10 @@ class Writer:
             self.session.add(course)
         elif row.course_level:
             _apply(course, {"level": row.course_level})
-        if row.course_type:
-            _apply(course, {"course_type": row.course_type})
-        given, longest = self.lengths.get(key, (None, Duration.HALF))
         if length_of(row.starts_at, row.ends_at) is Duration.FULL:
-            longest = Duration.FULL
-        self.lengths[key] = (given or row.course_length, longest)
+            self.longest[key] = Duration.FULL
+        else:
+            self.longest.setdefault(key, Duration.HALF)
 
     def _load_sessions(self, refs: list[str]) -> None:
         for chunk in _chunks(refs):
@@ -275,8 +283,6 @@ class Writer:
             self.sessions.update((s.ref, s) for s in self.session.exec(query).all())
 
     def _course_session(self, row: Row) -> None:
-        if row.session_ref in self.outcomes["session"].seen:
-            return  # every row of a session agrees (checked): the first describes it
         existing = self.sessions.get(row.session_ref)
         fields: dict[str, Any] = {
             "course_id": self.courses[row.course_title.lower()].id,
@@ -348,6 +354,10 @@ class Writer:
                 if name is None and (known is None or known.name == _made_up(row.trainer_email)):
                     name = ""  # named by an earlier import after the address: addressed neutrally
                 self._person(new, changed, row.trainer_email, name, None, None, None, None)
+        # Every id given to a new row is above the largest one before it (on PostgreSQL too:
+        # a sequence only rises), so the new people's ids are read back in one query.
+        p = PERSON.c
+        before = self.session.execute(select(func.max(p.id))).scalar() or 0
         insert_rows(
             self.session,
             PERSON,
@@ -365,7 +375,10 @@ class Writer:
                 for email, person in new.items()
             ],
         )
-        self._load_people(sorted(new), new)
+        if new:
+            for found in self.session.execute(select(p.id, p.email).where(p.id > before)):  # type: ignore[call-overload]
+                if found.email in new:
+                    new[found.email].id = found.id
         update_rows(
             self.session,
             PERSON,
@@ -383,19 +396,16 @@ class Writer:
             ],
         )
 
-    def _load_people(self, emails: list[str], fresh: dict[str, _Person] | None = None) -> None:
+    def _load_people(self, emails: list[str]) -> None:
         p = PERSON.c
         for chunk in _chunks(emails):
             query = select(p.id, p.email, p.name, p.agency_id, p.role, p.mobile).where(  # type: ignore[call-overload]
                 p.email.in_(chunk)
             )
             for found in self.session.execute(query):
-                if fresh is not None:
-                    fresh[found.email].id = found.id
-                else:
-                    self.people[found.email] = _Person(
-                        found.id, found.name, found.agency_id, found.role, found.mobile
-                    )
+                self.people[found.email] = _Person(
+                    found.id, found.name, found.agency_id, found.role, found.mobile
+                )
 
     def _person(
         self,
@@ -412,9 +422,10 @@ class Writer:
         known = self.people.get(email)
         if known is None:
             known = _Person(None, name or "", agency_id or fallback_agency_id, role, mobile)
+            known.outcome, known.named = "created", True
             self.people[email] = new[email] = known
-            self.outcomes["person"].note(email, created=True)
             return
+        known.named = True
         updates: dict[str, Any] = {}
         if name is not None and known.name != name:
             updates["name"] = name
@@ -430,7 +441,8 @@ class Writer:
             setattr(known, field, value)
         if updates and email not in new:
             changed[email] = known
-        self.outcomes["person"].note(email, changed=bool(updates))
+            if known.outcome == "unchanged":
+                known.outcome = "updated"
 
     # Bookings ------------------------------------------------------------------------------------
 
@@ -510,7 +522,10 @@ class Writer:
         return before != after
 
     def result_tallies(self) -> dict[str, Tally]:
-        return {kind: outcomes.tally() for kind, outcomes in self.outcomes.items()}
+        tallies = {kind: outcomes.tally() for kind, outcomes in self.outcomes.items()}
+        people = Counter(p.outcome for p in self.people.values() if p.named)
+        tallies["person"] = Tally(people["created"], people["updated"], people["unchanged"])
+        return tallies
 
 
 def _new_status(stored: BookingStatus, given: BookingStatus | None) -> bool:

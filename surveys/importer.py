@@ -73,7 +73,7 @@ def import_bookings(
         writer.take(rows, export.problems)
     export.finish()
     assert writer is not None  # finish() refuses a file without rows
-    writer.finish()
+    writer.finish(export.courses())
     tallies = writer.result_tallies()
     result = ImportResult(
         rows=export.rows_read,

@@ -84,12 +84,18 @@ def exports(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["cell", "cell", "cell", "header", "shape", "bytes"]))
         line = draw(st.integers(0, len(rows) - 1))
-        if kind == "cell":
+        if kind in ("cell", "header"):
+            target = rows[max(line, 1)] if kind == "cell" else rows[0]
             column = draw(st.integers(0, len(HEADER) - 1))
-            rows[max(line, 1)][column] = draw(_cell())
-        elif kind == "header":
-            column = draw(st.integers(0, len(HEADER) - 1))
-            rows[0][column] = draw(st.sampled_from(["", "venue", "Booking Ref", "x", "status"]))
+            value = (
+                draw(_cell())
+                if kind == "cell"
+                else draw(st.sampled_from(["", "venue", "Booking Ref", "x", "status"]))
+            )
+            if column < len(target):
+                target[column] = value
+            else:
+                target.append(value)
         elif kind == "shape":
             action = draw(st.sampled_from(["drop", "extra", "duplicate", "empty"]))
             if action == "drop" and rows[line]:
