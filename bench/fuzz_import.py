@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import app  # noqa: E402
-from surveys import db  # noqa: E402
-from tests.import_mutations import exports, judge, snapshot  # noqa: E402
+from bot.cli import app
+from surveys import db
+from tests.import_mutations import exports, judge, snapshot
 
 
 def main() -> None:

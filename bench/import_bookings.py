@@ -150,7 +150,9 @@ def main() -> None:
         load_before = load()
         for n in range(rounds):
             results["baseline"].append(
-                measured([sys.executable, "-c", baseline_code, str(export), str(folder / f"b{n}.db")])
+                measured(
+                    [sys.executable, "-c", baseline_code, str(export), str(folder / f"b{n}.db")]
+                )
             )
             env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, f"e{n}.db")}
             results["import"].append(measured([evalbot, "import", "bookings", str(export)], env))

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from surveys.booking_fields import (
     DATE_HINT,
     BadValue,
-    text_reader,
     parse_local_datetime,
     parse_sector,
     parse_status,
@@ -33,14 +32,15 @@ from surveys.booking_fields import (
     read_sector,
     read_status,
     read_when,
+    text_reader,
 )
 from surveys.booking_text import (
-    Problem,
     ImportFailed,
-    decoded_lines,
+    Problem,
     _decode,
     _dialect,
     _header_key,
+    decoded_lines,
     prepared,
 )
 from surveys.models import BookingStatus, Duration, Sector
@@ -212,7 +212,9 @@ class Export:
             value = cells[index].strip() if index < width else ""
             if not value:
                 if required:
-                    found.append(Problem(line, column, _EMPTY.get(column, "empty; a value is required")))
+                    found.append(
+                        Problem(line, column, _EMPTY.get(column, "empty; a value is required"))
+                    )
                 continue
             try:
                 fields[field] = read(value)
@@ -236,7 +238,10 @@ def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
         return lambda value: read_email(name, value)
 
     read: dict[str, tuple[str, Callable[[str], Any]]] = {
-        **{name: (name, text_reader(name)) for name in (*_TEXTS, "manager_name", "course_level", "role")},
+        **{
+            name: (name, text_reader(name))
+            for name in (*_TEXTS, "manager_name", "course_level", "role")
+        },
         "trainer_name": ("trainer_name", text_reader("trainer_name")),
         "starts_at": ("starts_at", lambda value: read_when(value, zone, False)),
         "ends_at": ("ends_at", lambda value: read_when(value, zone, False)),
@@ -273,16 +278,15 @@ def _row_agrees(row: Row, cells: list[str], columns: dict[str, int]) -> list[Pro
                 f"the session ends ({quote(ends)}) before it starts ({quote(starts)})",
             )
         )
-    if row.min_places is not None and row.max_places is not None:
-        if row.min_places > row.max_places:
-            found.append(
-                Problem(
-                    row.line,
-                    "min_places",
-                    f"minimum places ({row.min_places}) is more than the maximum "
-                    f"({row.max_places})",
-                )
+    least, most = row.min_places, row.max_places
+    if least is not None and most is not None and least > most:
+        found.append(
+            Problem(
+                row.line,
+                "min_places",
+                f"minimum places ({least}) is more than the maximum ({most})",
             )
+        )
     if row.trainer_name and not row.trainer_email:
         found.append(
             Problem(row.line, "trainer_email", "empty; a trainer_name needs the trainer's email")

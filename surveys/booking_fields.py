@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -226,7 +226,9 @@ def parse_local_datetime(
 @lru_cache(maxsize=1024)
 def read_places(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or len(value) > 6 or int(value) > MAX_PLACES:
-        raise BadValue(f"expected a whole number of places from 0 to {MAX_PLACES:,}, got {quote(value)}")
+        raise BadValue(
+            f"expected a whole number of places from 0 to {MAX_PLACES:,}, got {quote(value)}"
+        )
     return int(value)
 
 
@@ -294,7 +296,9 @@ def length_of(starts_at: datetime, ends_at: datetime) -> Duration:
 def read_course_type(value: str) -> str:
     found = TYPE_ALIASES.get(_plain(value).replace("-", " "))
     if found is None:
-        raise BadValue(f"unknown course type {quote(value)}; expected one of: {', '.join(COURSE_TYPES)}")
+        raise BadValue(
+            f"unknown course type {quote(value)}; expected one of: {', '.join(COURSE_TYPES)}"
+        )
     return found
 
 

@@ -57,7 +57,9 @@ def utf8(data: bytes) -> bytes:
         try:
             data = data.decode("utf-16").encode("utf-8")
         except UnicodeError:
-            raise _refuse(1, f"the file starts as UTF-16 but is not valid UTF-16; {SAVE_AS}")
+            raise _refuse(
+                1, f"the file starts as UTF-16 but is not valid UTF-16; {SAVE_AS}"
+            ) from None
     elif data.startswith(b"PK\x03\x04"):
         raise _refuse(1, f"the file is an Excel workbook (or another zip file), not CSV; {SAVE_AS}")
     elif _looks_utf16(data[:4096]):

@@ -130,7 +130,9 @@ class Writer:
         self._people(kept)
         # Every row of a session agrees (checked): its first row describes it and its course.
         firsts = {r.session_ref: r for r in reversed(kept)}
-        firsts = {ref: row for ref, row in firsts.items() if ref not in self.outcomes["session"].seen}
+        firsts = {
+            ref: row for ref, row in firsts.items() if ref not in self.outcomes["session"].seen
+        }
         for row in firsts.values():
             self._course(row)
         self.session.flush()
@@ -223,7 +225,7 @@ class Writer:
         b, p = BOOKING.c, PERSON.c
         s = CourseSession.__table__.c  # type: ignore[attr-defined]
         query = (
-            select(b.ref, p.email, s.ref.label("session_ref"))  # type: ignore[call-overload]
+            select(b.ref, p.email, s.ref.label("session_ref"))
             .select_from(
                 BOOKING.join(PERSON, p.id == b.delegate_id).join(
                     CourseSession.__table__,  # type: ignore[attr-defined]
@@ -376,7 +378,7 @@ class Writer:
             ],
         )
         if new:
-            for found in self.session.execute(select(p.id, p.email).where(p.id > before)):  # type: ignore[call-overload]
+            for found in self.session.execute(select(p.id, p.email).where(p.id > before)):
                 if found.email in new:
                     new[found.email].id = found.id
         update_rows(
@@ -575,5 +577,3 @@ def _looks_online(venue: str) -> bool:
 def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-

@@ -7,6 +7,7 @@ Used by tests/test_import_fuzz.py (a bounded Hypothesis run in CI) and bench/fuz
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import io
 import re
@@ -117,10 +118,8 @@ def exports(draw: st.DrawFn) -> bytes:
         elif how == "truncate":
             data = data[:at]
         else:
-            try:
+            with contextlib.suppress(UnicodeError):
                 data = data.decode("utf-8").encode(how)
-            except UnicodeError:
-                pass
     return data
 
 

@@ -109,7 +109,9 @@ def test_a_half_day_course_is_charged_the_half_day_rate_for_a_late_cancellation(
     morning = row(starts_at="16/03/2026 09:30", ends_at="16/03/2026 13:00")
     with Session(engine) as session:
         run_import(session, export(morning))
-        plan(session, now=utc("2026-03-02 09:00"), policy=policy, zone=LONDON, secret=settings.secret)
+        plan(
+            session, now=utc("2026-03-02 09:00"), policy=policy, zone=LONDON, secret=settings.secret
+        )
         session.commit()
         booking = session.exec(select(Booking)).one()
         cancel_booking(
@@ -117,9 +119,10 @@ def test_a_half_day_course_is_charged_the_half_day_rate_for_a_late_cancellation(
             secret=settings.secret, actor="cli:admin",
         )  # fmt: skip
         session.commit()
-        assert record_late_cancellation_charges(
-            session, now=utc("2026-03-16 09:30"), policy=policy
-        ) == 1
+        assert (
+            record_late_cancellation_charges(session, now=utc("2026-03-16 09:30"), policy=policy)
+            == 1
+        )
         session.commit()
         session.refresh(booking)
         assert booking.charge_pence == 4000
@@ -153,7 +156,9 @@ def test_course_type(session):
 
 def test_trainer_named_by_the_export_or_addressed_neutrally(session):
     rows = [
-        row("BK-1", "S-1", trainer_email="tariq.aziz@partnership.example", trainer_name="Tariq Aziz"),
+        row(
+            "BK-1", "S-1", trainer_email="tariq.aziz@partnership.example", trainer_name="Tariq Aziz"
+        ),
         row("BK-2", "S-2", trainer_email="priya@partnership.example"),
     ]
     run_import(session, export(*rows, extra=("trainer_email", "trainer_name")))

@@ -35,7 +35,8 @@ def _plural(count: int, one: str) -> str:
 def bookings(
     file: Annotated[Path, typer.Argument(help="The booking system's CSV export.")],
     check: Annotated[
-        bool, typer.Option("--check", help="Check the file and say what it would do; write nothing.")
+        bool,
+        typer.Option("--check", help="Check the file and say what it would do; write nothing."),
     ] = False,
 ) -> None:
     context = load_context()
@@ -82,9 +83,8 @@ def bookings(
             + ", ".join(result.rescheduled)
         )
     if result.erased:
-        typer.echo(
-            f"Left alone: {_plural(result.erased, 'row')} whose booking belongs to an erased person."
-        )
+        rows_left = _plural(result.erased, "row")
+        typer.echo(f"Left alone: {rows_left} whose booking belongs to an erased person.")
 
 
 def _row(label: str, tally: Tally) -> str:
