@@ -10,32 +10,22 @@ each person's stored values, each session, and the references handled.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
-from pydantic_core import PydanticUndefined
-from sqlalchemy import func
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from surveys.audit import record
 from surveys.booking_csv import Problem, Row
 from surveys.booking_fields import length_of
 from surveys.bulk import insert_rows, update_rows
-from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration, Person
+from surveys.import_people import PERSON, People, Tally, chunks, defaults
+from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
 
-PERSON = Person.__table__  # type: ignore[attr-defined]
 BOOKING = Booking.__table__  # type: ignore[attr-defined]
 _HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
-
-
-@dataclass
-class Tally:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
 
 
 class _Outcomes:
@@ -53,19 +43,6 @@ class _Outcomes:
     def tally(self) -> Tally:
         counts = Counter(self.seen.values())
         return Tally(counts["created"], counts["updated"], counts["unchanged"])
-
-
-@dataclass(slots=True)
-class _Person:
-    """A person as stored (or about to be), by email."""
-
-    id: int | None
-    name: str
-    agency_id: int | None
-    role: str | None
-    mobile: str | None
-    outcome: str = "unchanged"  # or created, updated: what this import did
-    named: bool = False  # whether this import has mentioned them
 
 
 @dataclass(slots=True)
@@ -94,7 +71,7 @@ class Writer:
         self.agencies = {a.name.lower(): a for a in session.exec(select(Agency)).all()}
         self.courses = {c.title.lower(): c for c in session.exec(select(Course)).all()}
         self.longest: dict[str, Duration] = {}  # each course's longest session in the export
-        self.people: dict[str, _Person] = {}
+        self.people = People(session, now)
         self.sessions: dict[str, CourseSession] = {}
         self.handled: set[str] = set()  # booking references this import has written
         self.left_alone: set[str] = set()  # bookings of erased people
@@ -102,8 +79,7 @@ class Writer:
         self.rescheduled: list[str] = []
         self.erased = 0
         self.writing = True
-        self._person_defaults = _defaults(Person)
-        self._booking_defaults = _defaults(Booking)
+        self._booking_defaults = defaults(Booking)
 
     # One chunk -------------------------------------------------------------------------------
 
@@ -127,7 +103,7 @@ class Writer:
         for agency in {r.agency.lower(): r for r in kept}.values():
             self._agency(agency)
         self.session.flush()
-        self._people(kept)
+        self.people.take(kept, {key: agency.id for key, agency in self.agencies.items()})
         # Every row of a session agrees (checked): its first row describes it and its course.
         firsts = {r.session_ref: r for r in reversed(kept)}
         firsts = {
@@ -158,7 +134,7 @@ class Writer:
     def _stored_bookings(self, refs: list[str]) -> dict[str, _Booking]:
         found: dict[str, _Booking] = {}
         b, p = BOOKING.c, PERSON.c
-        for chunk in _chunks(refs):
+        for chunk in chunks(refs):
             query = (
                 select(  # type: ignore[call-overload]
                     b.ref,
@@ -280,7 +256,7 @@ class Writer:
             self.longest.setdefault(key, Duration.HALF)
 
     def _load_sessions(self, refs: list[str]) -> None:
-        for chunk in _chunks(refs):
+        for chunk in chunks(refs):
             query = select(CourseSession).where(col(CourseSession.ref).in_(chunk))
             self.sessions.update((s.ref, s) for s in self.session.exec(query).all())
 
@@ -297,7 +273,7 @@ class Writer:
         if "joining_link" in self.columns:
             fields["joining_link"] = row.joining_link
         if row.trainer_email:
-            fields["trainer_id"] = self.people[row.trainer_email].id
+            fields["trainer_id"] = self.people.known[row.trainer_email].id
         if existing is None:
             existing = CourseSession(ref=row.session_ref, starts_at=row.starts_at, **fields)
             self.sessions[row.session_ref] = existing
@@ -332,120 +308,6 @@ class Writer:
             previous_starts_at=_iso(course_session.previous_starts_at),
         )
 
-    # People --------------------------------------------------------------------------------------
-
-    def _people(self, rows: list[Row]) -> None:
-        emails = {r.delegate_email for r in rows} | {r.manager_email for r in rows}
-        emails |= {r.trainer_email for r in rows if r.trainer_email}
-        self._load_people(sorted(emails - self.people.keys()))
-        new: dict[str, _Person] = {}
-        changed: dict[str, _Person] = {}
-        for row in rows:
-            agency_id = self.agencies[row.agency.lower()].id
-            self._person(
-                new, changed, row.delegate_email, row.delegate_name, agency_id, None,
-                row.role, row.delegate_mobile,
-            )  # fmt: skip
-            self._person(
-                new, changed, row.manager_email, row.manager_name, None, agency_id,
-                None, row.manager_mobile,
-            )  # fmt: skip
-            if row.trainer_email:
-                known = self.people.get(row.trainer_email)
-                name = row.trainer_name
-                if name is None and (known is None or known.name == _made_up(row.trainer_email)):
-                    name = ""  # named by an earlier import after the address: addressed neutrally
-                self._person(new, changed, row.trainer_email, name, None, None, None, None)
-        # Every id given to a new row is above the largest one before it (on PostgreSQL too:
-        # a sequence only rises), so the new people's ids are read back in one query.
-        p = PERSON.c
-        before = self.session.execute(select(func.max(p.id))).scalar() or 0
-        insert_rows(
-            self.session,
-            PERSON,
-            [
-                {
-                    **self._person_defaults,
-                    "email": email,
-                    "name": person.name,
-                    "agency_id": person.agency_id,
-                    "role": person.role,
-                    "mobile": person.mobile,
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-                for email, person in new.items()
-            ],
-        )
-        if new:
-            for found in self.session.execute(select(p.id, p.email).where(p.id > before)):
-                if found.email in new:
-                    new[found.email].id = found.id
-        update_rows(
-            self.session,
-            PERSON,
-            [
-                {
-                    "id": person.id,
-                    "name": person.name,
-                    "agency_id": person.agency_id,
-                    "role": person.role,
-                    "mobile": person.mobile,
-                    "updated_at": self.now,
-                }
-                for person in changed.values()
-                if person.id is not None
-            ],
-        )
-
-    def _load_people(self, emails: list[str]) -> None:
-        p = PERSON.c
-        for chunk in _chunks(emails):
-            query = select(p.id, p.email, p.name, p.agency_id, p.role, p.mobile).where(  # type: ignore[call-overload]
-                p.email.in_(chunk)
-            )
-            for found in self.session.execute(query):
-                self.people[found.email] = _Person(
-                    found.id, found.name, found.agency_id, found.role, found.mobile
-                )
-
-    def _person(
-        self,
-        new: dict[str, _Person],
-        changed: dict[str, _Person],
-        email: str,
-        name: str | None,
-        agency_id: int | None,
-        fallback_agency_id: int | None,
-        role: str | None,
-        mobile: str | None,
-    ) -> None:
-        """Note one mention of a person; later mentions win, except a trainer's missing name."""
-        known = self.people.get(email)
-        if known is None:
-            known = _Person(None, name or "", agency_id or fallback_agency_id, role, mobile)
-            known.outcome, known.named = "created", True
-            self.people[email] = new[email] = known
-            return
-        known.named = True
-        updates: dict[str, Any] = {}
-        if name is not None and known.name != name:
-            updates["name"] = name
-        if agency_id is not None and known.agency_id != agency_id:
-            updates["agency_id"] = agency_id
-        elif known.agency_id is None and fallback_agency_id is not None:
-            updates["agency_id"] = fallback_agency_id
-        if role and known.role != role:
-            updates["role"] = role
-        if mobile and known.mobile != mobile:
-            updates["mobile"] = mobile
-        for field, value in updates.items():
-            setattr(known, field, value)
-        if updates and email not in new:
-            changed[email] = known
-            if known.outcome == "unchanged":
-                known.outcome = "updated"
-
     # Bookings ------------------------------------------------------------------------------------
 
     def _bookings(self, rows: list[Row], stored: dict[str, _Booking]) -> None:
@@ -453,7 +315,7 @@ class Writer:
         changed: dict[str, _Booking] = {}
         for row in rows:
             course_session = self.sessions[row.session_ref]
-            manager_id = self.people[row.manager_email].id
+            manager_id = self.people.known[row.manager_email].id
             self.handled.add(row.booking_ref)
             booking = stored.get(row.booking_ref)
             if booking is None:
@@ -461,7 +323,7 @@ class Writer:
                     **self._booking_defaults,
                     "ref": row.booking_ref,
                     "session_id": course_session.id,
-                    "delegate_id": self.people[row.delegate_email].id,
+                    "delegate_id": self.people.known[row.delegate_email].id,
                     "manager_id": manager_id,
                     "booked_at": row.booked_at or self.now,
                     "status": (row.status or BookingStatus.BOOKED).value,
@@ -525,8 +387,7 @@ class Writer:
 
     def result_tallies(self) -> dict[str, Tally]:
         tallies = {kind: outcomes.tally() for kind, outcomes in self.outcomes.items()}
-        people = Counter(p.outcome for p in self.people.values() if p.named)
-        tallies["person"] = Tally(people["created"], people["updated"], people["unchanged"])
+        tallies["person"] = self.people.tally()
         return tallies
 
 
@@ -537,24 +398,6 @@ def _new_status(stored: BookingStatus, given: BookingStatus | None) -> bool:
     if given is None or given == stored or given is BookingStatus.WAITING:
         return False
     return given is not BookingStatus.BOOKED or stored is BookingStatus.WAITING
-
-
-def _defaults(model: type[SQLModel]) -> dict[str, Any]:
-    """The values a model's constructor would fill in, for rows written in bulk."""
-    values: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        if name == "id":
-            continue
-        if info.default_factory is not None:
-            values[name] = info.default_factory()  # type: ignore[call-arg]
-        elif info.default is not PydanticUndefined:
-            values[name] = info.default
-    return {name: v.value if isinstance(v, Enum) else v for name, v in values.items()}
-
-
-def _made_up(email: str) -> str:
-    """The name an earlier import gave a trainer it knew only by email."""
-    return email.split("@")[0]
 
 
 def _apply(target: Any, updates: dict[str, Any]) -> bool:
@@ -572,8 +415,3 @@ def _iso(value: datetime | None) -> str | None:
 
 def _looks_online(venue: str) -> bool:
     return any(word in venue.lower() for word in ("online", "teams", "zoom", "virtual", "webinar"))
-
-
-def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]

@@ -18,7 +18,8 @@ from sqlmodel import Session
 
 from surveys.audit import record
 from surveys.booking_csv import OPTIONAL, REQUIRED, Export, ImportFailed, Problem, Row
-from surveys.import_merge import Tally, Writer
+from surveys.import_merge import Writer
+from surveys.import_people import Tally
 
 __all__ = [
     "OPTIONAL",
