@@ -13,6 +13,7 @@ import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,8 +41,7 @@ from surveys.booking_text import (
     _decode,
     _dialect,
     _header_key,
-    decoded_lines,
-    prepared,
+    export_lines,
 )
 from surveys.models import BookingStatus, Duration, Sector
 
@@ -129,12 +129,12 @@ class Row:
 class Export:
     """One export being read; ``rows()`` then ``finish()``."""
 
-    def __init__(self, data: bytes, zone: ZoneInfo):
+    def __init__(self, source: bytes | Path, zone: ZoneInfo):
         self.zone = zone
         self.problems: list[Problem] = []
         self.columns: dict[str, int] = {}
         self.rows_read = 0
-        self._data = data
+        self._source = source
         self._agreement = _Agreement()
         self._plan: list[_Reader] = []
 
@@ -143,8 +143,8 @@ class Export:
 
         A file that cannot be read as CSV UTF-8 at all raises ``ImportFailed`` at once.
         """
-        data, dialect = prepared(self._data)
-        reader = csv.reader(decoded_lines(data), dialect=dialect)
+        lines, dialect = export_lines(self._source)
+        reader = csv.reader(lines, dialect=dialect)
         try:
             header = next(reader, None)
             if header is None:

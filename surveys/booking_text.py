@@ -12,6 +12,7 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 SAVE_AS = "save the export as CSV UTF-8 and import it again"
 
@@ -39,6 +40,39 @@ class ImportFailed(Exception):
 
 def _refuse(line: int, message: str) -> ImportFailed:
     return ImportFailed([Problem(line, None, message)])
+
+
+def export_lines(source: bytes | Path) -> tuple[Iterator[str], type[csv.Dialect]]:
+    """The export's lines as text, and its CSV dialect; ``ImportFailed`` for a file that is not.
+
+    A big file of CSV UTF-8 is read a line at a time as the lines are reached; anything else
+    (a small file, UTF-16, old Mac line ends) is read whole first.
+    """
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            head = handle.read(_HEAD)
+        plain = not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"PK\x03\x04"))
+        if len(head) < _HEAD or not plain or _looks_utf16(head[:4096]) or b"\n" not in head:
+            source = source.read_bytes()
+        else:
+            bom = head.startswith(codecs.BOM_UTF8)
+            first = head[3 if bom else 0 : head.index(b"\n")]
+            return _file_lines(source, bom), _dialect(next(decoded_lines(first), ""))
+    data, dialect = prepared(source)
+    return decoded_lines(data), dialect
+
+
+_HEAD = 1 << 16
+
+
+def _file_lines(path: Path, bom: bool) -> Iterator[str]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = raw[3:] if number == 1 and bom else raw
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _refuse(number, _not_utf8(line, exc.start)) from None
 
 
 def prepared(data: bytes) -> tuple[bytes, type[csv.Dialect]]:

@@ -73,7 +73,6 @@ class Writer:
         self.longest: dict[str, Duration] = {}  # each course's longest session in the export
         self.people = People(session, now)
         self.sessions: dict[str, CourseSession] = {}
-        self.handled: set[str] = set()  # booking references this import has written
         self.left_alone: set[str] = set()  # bookings of erased people
         self.outcomes = {kind: _Outcomes() for kind in ("agency", "person", "session", "booking")}
         self.rescheduled: list[str] = []
@@ -175,7 +174,7 @@ class Writer:
             if (
                 booking is None
                 or booking.erased
-                or row.booking_ref in self.handled
+                or row.booking_ref in self.outcomes["booking"].seen  # written by this import
                 or row.booking_ref in reported
                 or booking.holder == row.delegate_email
             ):
@@ -316,7 +315,6 @@ class Writer:
         for row in rows:
             course_session = self.sessions[row.session_ref]
             manager_id = self.people.known[row.manager_email].id
-            self.handled.add(row.booking_ref)
             booking = stored.get(row.booking_ref)
             if booking is None:
                 new[row.booking_ref] = {

@@ -48,7 +48,7 @@ class ImportResult:
 
 def import_bookings(
     session: Session,
-    data: bytes,
+    data: bytes | Path,
     *,
     zone: ZoneInfo,
     now: datetime,
@@ -101,9 +101,9 @@ def import_bookings(
 def import_file(
     session: Session, path: Path, *, zone: ZoneInfo, now: datetime, actor: str
 ) -> ImportResult:
+    """``import_bookings`` of a file, read as a stream."""
     try:
-        data = path.read_bytes()
+        return import_bookings(session, path, zone=zone, now=now, actor=actor)
     except OSError as exc:
         problem = Problem(0, None, f"cannot read the file: {exc.strerror}")
         raise ImportFailed([problem]) from None
-    return import_bookings(session, data, zone=zone, now=now, actor=actor)

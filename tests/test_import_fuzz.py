@@ -121,3 +121,21 @@ def test_mutated_exports_are_imported_or_refused_never_a_traceback(database, tmp
     result = run(tmp_path, data)
     outcome = judge(result, before, snapshot(database))
     assert outcome.kind in ("imported", "refused"), outcome
+
+
+def test_a_big_file_is_read_as_a_stream_with_the_same_checks(tmp_path, database):
+    rows = [HEADER] + [
+        [f"BK-{n}", *BASE[1][1:6], f"Delegate {n}", f"delegate{n}@riverside.example", *BASE[1][8:]]
+        for n in range(600)
+    ]
+    data = "\ufeff".encode() + _encode(rows).replace(b"\n", b"\r\n")
+    assert len(data) > 1 << 16  # past the first block read
+    broken = data.replace(b"Delegate 500,", "Délégué 500,".encode("latin-1"))
+    result = run(tmp_path, broken)
+    assert result.exit_code == 1
+    assert "export.csv, line 502: the file is not UTF-8 (byte 0xe9 at character 77)" in (
+        result.output
+    )
+    result = run(tmp_path, data)
+    assert result.exit_code == 0, result.output
+    assert "Imported 600 booking rows" in result.output
