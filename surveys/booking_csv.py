@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 from surveys.booking_fields import (
     DATE_HINT,
     BadValue,
+    email_reader,
     parse_local_datetime,
     parse_sector,
     parse_status,
     quote,
     read_course_type,
-    read_email,
     read_length,
     read_link,
     read_mobile,
@@ -234,9 +234,6 @@ class Export:
 def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
     """How to read each column the file has, in the order the checks report them."""
 
-    def email(name: str) -> Callable[[str], Any]:
-        return lambda value: read_email(name, value)
-
     read: dict[str, tuple[str, Callable[[str], Any]]] = {
         **{
             name: (name, text_reader(name))
@@ -246,9 +243,9 @@ def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
         "starts_at": ("starts_at", lambda value: read_when(value, zone, False)),
         "ends_at": ("ends_at", lambda value: read_when(value, zone, False)),
         "booked_at": ("booked_at", lambda value: read_when(value, zone, True)),
-        "delegate_email": ("delegate_email", email("delegate_email")),
-        "manager_email": ("manager_email", email("manager_email")),
-        "trainer_email": ("trainer_email", email("trainer_email")),
+        "delegate_email": ("delegate_email", email_reader("delegate_email")),
+        "manager_email": ("manager_email", email_reader("manager_email")),
+        "trainer_email": ("trainer_email", email_reader("trainer_email")),
         "agency_sector": ("sector", read_sector),
         "course_length": ("course_length", read_length),
         "course_type": ("course_type", read_course_type),

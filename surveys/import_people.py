@@ -65,21 +65,28 @@ class People:
         self._load_people(sorted(emails - self.known.keys()))
         new: dict[str, _Person] = {}
         changed: dict[str, _Person] = {}
+        last: dict[str, tuple[str, int | None, str | None]] = {}  # each manager's last mention
         for row in rows:
             agency_id = agencies[row.agency.lower()]
+            last.pop(row.delegate_email, None)
             self._person(
                 new, changed, row.delegate_email, row.delegate_name, agency_id, None,
                 row.role, row.delegate_mobile,
             )  # fmt: skip
-            self._person(
-                new, changed, row.manager_email, row.manager_name, None, agency_id,
-                None, row.manager_mobile,
-            )  # fmt: skip
+            # A manager is named on each of their delegates' rows, mostly the same way.
+            mention = (row.manager_name, agency_id, row.manager_mobile)
+            if last.get(row.manager_email) != mention:
+                last[row.manager_email] = mention
+                self._person(
+                    new, changed, row.manager_email, row.manager_name, None, agency_id,
+                    None, row.manager_mobile,
+                )  # fmt: skip
             if row.trainer_email:
                 known = self.known.get(row.trainer_email)
                 name = row.trainer_name
                 if name is None and (known is None or known.name == _made_up(row.trainer_email)):
                     name = ""  # named by an earlier import after the address: addressed neutrally
+                last.pop(row.trainer_email, None)
                 self._person(new, changed, row.trainer_email, name, None, None, None, None)
         # Every id given to a new row is above the largest one before it (on PostgreSQL too:
         # a sequence only rises), so the new people's ids are read back in one query.
@@ -173,7 +180,8 @@ class People:
 
 
 def defaults(model: type[SQLModel]) -> dict[str, Any]:
-    """The values a model's constructor would fill in, for rows written in bulk."""
+    """The values a model's constructor would fill in, for rows written in bulk (a column
+    left out of an INSERT is NULL, so those that would be None are left out)."""
     values: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if name == "id":
@@ -182,7 +190,9 @@ def defaults(model: type[SQLModel]) -> dict[str, Any]:
             values[name] = info.default_factory()  # type: ignore[call-arg]
         elif info.default is not PydanticUndefined:
             values[name] = info.default
-    return {name: v.value if isinstance(v, Enum) else v for name, v in values.items()}
+    return {
+        name: v.value if isinstance(v, Enum) else v for name, v in values.items() if v is not None
+    }
 
 
 def _made_up(email: str) -> str:
