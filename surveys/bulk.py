@@ -8,13 +8,13 @@ on SQLite, the compiled statement goes straight to the driver's ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, insert, update
+from sqlalchemy import JSON, Row, Table, bindparam, insert, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlmodel import Session
@@ -88,3 +88,22 @@ def _utc(value: datetime) -> datetime:
 def sqlite_time(value: datetime) -> str:
     """As SQLAlchemy stores a datetime in SQLite (the bookings of a session share their times)."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def select_in(
+    session: Session, query: str, values: list[Any], size: int = 2000
+) -> Iterator[Row[Any]]:
+    """Rows of ``query`` (SQL ending in ``WHERE <column>``) for each of ``values``.
+
+    Built as text so thousands of values cost one parameter each: ``IN (?, ...)`` on SQLite, one
+    array parameter (``= ANY(...)``) on PostgreSQL.
+    """
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        if postgres:
+            yield from connection.exec_driver_sql(f"{query} = ANY(%(values)s)", {"values": chunk})
+        else:
+            marks = ", ".join("?" * len(chunk))
+            yield from connection.exec_driver_sql(f"{query} IN ({marks})", tuple(chunk))

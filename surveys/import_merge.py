@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from surveys.audit import record
 from surveys.booking_csv import Problem, Row
 from surveys.booking_fields import length_of
-from surveys.bulk import insert_rows, update_rows
+from surveys.bulk import insert_rows, select_in, update_rows
 from surveys.import_people import PERSON, People, Tally, chunks, defaults
 from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
 
@@ -78,6 +78,7 @@ class Writer:
         self.rescheduled: list[str] = []
         self.erased = 0
         self.writing = True
+        self.fresh = session.execute(select(BOOKING.c.id).limit(1)).first() is None
         self._booking_defaults = defaults(Booking)
 
     # One chunk -------------------------------------------------------------------------------
@@ -85,7 +86,10 @@ class Writer:
     def take(self, rows: list[Row], problems: list[Problem]) -> None:
         if not rows:
             return
-        stored = self._stored_bookings(sorted({r.booking_ref for r in rows}))
+        refs = {r.booking_ref for r in rows}
+        if self.fresh:  # no bookings before this import: only its own can be found
+            refs &= self.outcomes["booking"].seen.keys()
+        stored = self._stored_bookings(sorted(refs))
         problems.extend(self._conflicts(rows, stored))
         if problems:
             self.writing = False
@@ -132,38 +136,24 @@ class Writer:
 
     def _stored_bookings(self, refs: list[str]) -> dict[str, _Booking]:
         found: dict[str, _Booking] = {}
-        b, p = BOOKING.c, PERSON.c
-        for chunk in chunks(refs):
-            query = (
-                select(  # type: ignore[call-overload]
-                    b.ref,
-                    b.id,
-                    b.session_id,
-                    b.manager_id,
-                    b.booked_at,
-                    b.status,
-                    b.status_changed_at,
-                    b.cancelled_at,
-                    b.planned_version,
-                    p.email,
-                    p.erased_at,
-                )
-                .select_from(BOOKING.join(PERSON, p.id == b.delegate_id))
-                .where(b.ref.in_(chunk))
+        query = (
+            "SELECT b.ref, b.id, b.session_id, b.manager_id, b.booked_at, b.status, "
+            "b.status_changed_at, b.cancelled_at, b.planned_version, p.email, p.erased_at "
+            "FROM booking AS b JOIN person AS p ON p.id = b.delegate_id WHERE b.ref"
+        )
+        for row in select_in(self.session, query, refs):
+            found[row.ref] = _Booking(
+                row.id,
+                row.session_id,
+                row.manager_id,
+                _utc(row.booked_at),
+                BookingStatus(row.status),
+                _utc(row.status_changed_at),
+                _utc(row.cancelled_at),
+                row.planned_version,
+                row.email,
+                row.erased_at is not None,
             )
-            for row in self.session.execute(query):
-                found[row.ref] = _Booking(
-                    row.id,
-                    row.session_id,
-                    row.manager_id,
-                    row.booked_at,
-                    BookingStatus(row.status),
-                    row.status_changed_at,
-                    row.cancelled_at,
-                    row.planned_version,
-                    row.email,
-                    row.erased_at is not None,
-                )
         return found
 
     def _conflicts(self, rows: list[Row], stored: dict[str, _Booking]) -> list[Problem]:
@@ -405,6 +395,13 @@ def _apply(target: Any, updates: dict[str, Any]) -> bool:
             setattr(target, name, value)
             changed = True
     return changed
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A time read by plain SQL: SQLite gives text, PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
 
 def _iso(value: datetime | None) -> str | None:

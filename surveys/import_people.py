@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from surveys.booking_csv import Row
-from surveys.bulk import insert_rows, update_rows
+from surveys.bulk import insert_rows, select_in, update_rows
 from surveys.models import Person
 
 PERSON = Person.__table__  # type: ignore[attr-defined]
@@ -51,6 +51,7 @@ class People:
         self.session, self.now = session, now
         self.known: dict[str, _Person] = {}
         self._defaults = defaults(Person)
+        self.fresh = session.execute(select(PERSON.c.id).limit(1)).first() is None
 
     def tally(self) -> Tally:
         counts = Counter(p.outcome for p in self.known.values() if p.named)
@@ -131,15 +132,13 @@ class People:
         )
 
     def _load_people(self, emails: list[str]) -> None:
-        p = PERSON.c
-        for chunk in chunks(emails):
-            query = select(p.id, p.email, p.name, p.agency_id, p.role, p.mobile).where(  # type: ignore[call-overload]
-                p.email.in_(chunk)
+        if self.fresh:
+            return  # nobody before this import, and everyone it wrote is known
+        query = "SELECT id, email, name, agency_id, role, mobile FROM person WHERE email"
+        for found in select_in(self.session, query, emails):
+            self.known[found.email] = _Person(
+                found.id, found.name, found.agency_id, found.role, found.mobile
             )
-            for found in self.session.execute(query):
-                self.known[found.email] = _Person(
-                    found.id, found.name, found.agency_id, found.role, found.mobile
-                )
 
     def _person(
         self,
