@@ -154,8 +154,8 @@ class Export:
             previous_line = reader.line_num
             for cells in reader:
                 line, previous_line = previous_line + 1, reader.line_num
-                if not any(cell.strip() for cell in cells):
-                    continue
+                if not (cells and cells[0].strip()) and not "".join(cells).strip():
+                    continue  # a blank row
                 self.rows_read += 1
                 row = self._check(line, cells)
                 if row is not None and self._agreement.check(row, self.problems):
@@ -336,14 +336,10 @@ class _Agreement:
                     f"{first[0]} but on {row.session_ref} here",
                 )
             )
-        session = self.sessions.setdefault(
-            row.session_ref, (line, row.course_title, row.starts_at, row.ends_at)
-        )
+        described = (row.course_title, row.starts_at, row.ends_at)
+        session = self.sessions.setdefault(row.session_ref, (line, *described))
         for column, theirs, mine in zip(
-            ("course_title", "starts_at", "ends_at"),
-            session[1:],
-            (row.course_title, row.starts_at, row.ends_at),
-            strict=True,
+            ("course_title", "starts_at", "ends_at"), session[1:], described, strict=True
         ):
             if theirs != mine:
                 found.append(
@@ -370,6 +366,8 @@ class _Agreement:
         return not found
 
     def _course(self, row: Row) -> list[Problem]:
+        if row.course_length is None and row.course_type is None:
+            return []
         key = row.course_title.lower()
         line, length, kind = self.courses.get(key, (row.line, None, None))
         found = []
