@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from surveys.audit import record
@@ -72,7 +73,9 @@ class Writer:
         self.courses = {c.title.lower(): c for c in session.exec(select(Course)).all()}
         self.longest: dict[str, Duration] = {}  # each course's longest session in the export
         self.people = People(session, now)
-        self.sessions: dict[str, CourseSession] = {}
+        self.sessions: dict[str, CourseSession] = {}  # those stored before this import
+        self.session_ids: dict[str, int] = {}
+        self._session_defaults = defaults(CourseSession)
         self.left_alone: set[str] = set()  # bookings of erased people
         self.outcomes = {kind: _Outcomes() for kind in ("agency", "person", "session", "booking")}
         self.rescheduled: list[str] = []
@@ -116,9 +119,11 @@ class Writer:
             self._course(row)
         self.session.flush()
         self._load_sessions(sorted(firsts.keys() - self.sessions.keys()))
+        new_sessions: dict[str, dict[str, Any]] = {}
         for row in firsts.values():
-            self._course_session(row)
+            self._course_session(row, new_sessions)
         self.session.flush()
+        self._insert_sessions(new_sessions)
         self._bookings(kept, stored)
 
     def finish(self, given: Mapping[str, tuple[int, Duration | None, str | None]]) -> None:
@@ -249,7 +254,19 @@ class Writer:
             query = select(CourseSession).where(col(CourseSession.ref).in_(chunk))
             self.sessions.update((s.ref, s) for s in self.session.exec(query).all())
 
-    def _course_session(self, row: Row) -> None:
+    def _insert_sessions(self, new: dict[str, dict[str, Any]]) -> None:
+        if not new:
+            return
+        table = CourseSession.__table__  # type: ignore[attr-defined]
+        before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
+        insert_rows(self.session, table, list(new.values()))
+        # As for people: every new id is above the largest before.
+        query = select(table.c.id, table.c.ref).where(table.c.id > before)
+        self.session_ids.update(
+            (ref, id_) for id_, ref in self.session.execute(query) if ref in new
+        )
+
+    def _course_session(self, row: Row, new: dict[str, dict[str, Any]]) -> None:
         existing = self.sessions.get(row.session_ref)
         fields: dict[str, Any] = {
             "course_id": self.courses[row.course_title.lower()].id,
@@ -259,16 +276,25 @@ class Writer:
             "min_places": row.min_places,
             "max_places": row.max_places,
         }
-        if "joining_link" in self.columns:
+        if "joining_link" in self.columns or existing is None:
             fields["joining_link"] = row.joining_link
-        if row.trainer_email:
-            fields["trainer_id"] = self.people.known[row.trainer_email].id
+        if row.trainer_email or existing is None:
+            fields["trainer_id"] = (
+                self.people.known[row.trainer_email].id if row.trainer_email else None
+            )
         if existing is None:
-            existing = CourseSession(ref=row.session_ref, starts_at=row.starts_at, **fields)
-            self.sessions[row.session_ref] = existing
-            self.session.add(existing)
+            new[row.session_ref] = {
+                **self._session_defaults,
+                **fields,
+                "ref": row.session_ref,
+                "starts_at": row.starts_at,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
             self.outcomes["session"].note(row.session_ref, created=True)
             return
+        assert existing.id is not None
+        self.session_ids[row.session_ref] = existing.id
         moved = existing.starts_at != row.starts_at or existing.ends_at != row.ends_at
         if existing.starts_at != row.starts_at:
             existing.previous_starts_at = existing.starts_at
@@ -303,14 +329,14 @@ class Writer:
         new: dict[str, dict[str, Any]] = {}
         changed: dict[str, _Booking] = {}
         for row in rows:
-            course_session = self.sessions[row.session_ref]
+            session_id = self.session_ids[row.session_ref]
             manager_id = self.people.known[row.manager_email].id
             booking = stored.get(row.booking_ref)
             if booking is None:
                 new[row.booking_ref] = {
                     **self._booking_defaults,
                     "ref": row.booking_ref,
-                    "session_id": course_session.id,
+                    "session_id": session_id,
                     "delegate_id": self.people.known[row.delegate_email].id,
                     "manager_id": manager_id,
                     "booked_at": row.booked_at or self.now,
@@ -321,8 +347,7 @@ class Writer:
                 }
                 self.outcomes["booking"].note(row.booking_ref, created=True)
                 continue
-            assert course_session.id is not None
-            if self._update(booking, row, course_session.id, manager_id):
+            if self._update(booking, row, session_id, manager_id):
                 changed[row.booking_ref] = booking
                 self.outcomes["booking"].note(row.booking_ref, changed=True)
             else:
