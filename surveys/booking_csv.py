@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from surveys.booking_fields import (
     DATE_HINT,
     BadValue,
+    clip,
     email_reader,
     parse_local_datetime,
     parse_sector,
@@ -323,8 +324,9 @@ class _Agreement:
                 Problem(
                     line,
                     "delegate_email",
-                    f"booking {row.booking_ref} is for {first[1]} on line {first[0]} "
-                    f"but for {row.delegate_email} here; one booking reference is one delegate",
+                    f"booking {clip(row.booking_ref)} is for {clip(first[1])} on line "
+                    f"{first[0]} but for {clip(row.delegate_email)} here; one booking "
+                    "reference is one delegate",
                 )
             )
         if first[0] != line and first[2] != row.session_ref:
@@ -332,8 +334,8 @@ class _Agreement:
                 Problem(
                     line,
                     "session_ref",
-                    f"booking {row.booking_ref} is on session {first[2]} on line "
-                    f"{first[0]} but on {row.session_ref} here",
+                    f"booking {clip(row.booking_ref)} is on session {clip(first[2])} on line "
+                    f"{first[0]} but on {clip(row.session_ref)} here",
                 )
             )
         described = (row.course_title, row.starts_at, row.ends_at)
@@ -346,7 +348,7 @@ class _Agreement:
                     Problem(
                         line,
                         column,
-                        f"session {row.session_ref} has a different {column} on line "
+                        f"session {clip(row.session_ref)} has a different {column} on line "
                         f"{session[0]}; every row of a session must agree",
                     )
                 )
@@ -413,8 +415,9 @@ class _Agreement:
             Problem(
                 row.line,
                 "status",
-                f"{row.delegate_email} is on the waiting list for session {row.session_ref} "
-                f"(booking {listed}) and also booked on it (booking {booked}); the other row is "
-                f"line {before[0]}: remove the waiting-list row or the booking",
+                f"{clip(row.delegate_email)} is on the waiting list for session "
+                f"{clip(row.session_ref)} (booking {clip(listed)}) and also booked on it "
+                f"(booking {clip(booked)}); the other row is line {before[0]}: remove the "
+                "waiting-list row or the booking",
             )
         ]

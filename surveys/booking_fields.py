@@ -123,6 +123,11 @@ def quote(value: str) -> str:
     return f"{value[: QUOTED - 1]!r}… ({len(value):,} characters)"
 
 
+def clip(value: str) -> str:
+    """A reference or address as a message names it: at most ``QUOTED`` characters."""
+    return value if len(value) <= QUOTED else value[: QUOTED - 1] + "…"
+
+
 def text_limit(column: str) -> int | None:
     stored = STORED_IN.get(column)
     return getattr(stored.type, "length", None) if stored is not None else None

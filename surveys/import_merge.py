@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from surveys.audit import record
 from surveys.booking_csv import Problem, Row
-from surveys.booking_fields import length_of
+from surveys.booking_fields import clip, length_of
 from surveys.bulk import insert_rows, select_in, update_rows
 from surveys.import_people import PERSON, People, Tally, chunks, defaults
 from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
@@ -179,8 +179,9 @@ class Writer:
                 Problem(
                     row.line,
                     "delegate_email",
-                    f"booking {row.booking_ref} is already held by {booking.holder}; a different "
-                    "delegate needs a new booking reference (or a replacement through Evalbot)",
+                    f"booking {clip(row.booking_ref)} is already held by "
+                    f"{clip(booking.holder)}; a different delegate needs a new booking reference "
+                    "(or a replacement through Evalbot)",
                 )
             )
         return problems + self._waiting_but_booked(rows)
@@ -216,9 +217,9 @@ class Writer:
                     Problem(
                         row.line,
                         "status",
-                        f"{row.delegate_email} is on the waiting list for session "
-                        f"{row.session_ref} here but already holds a place on it (booking "
-                        f"{held.ref}); remove the waiting-list row",
+                        f"{clip(row.delegate_email)} is on the waiting list for session "
+                        f"{clip(row.session_ref)} here but already holds a place on it (booking "
+                        f"{clip(held.ref)}); remove the waiting-list row",
                     )
                 )
         return problems
