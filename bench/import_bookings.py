@@ -10,7 +10,8 @@ UK dates) in a temporary folder. Each round, interleaved so the machine's load f
 - import: ``evalbot import bookings FILE`` (a child process, as users run it) into a new,
   migrated SQLite database;
 - re-import: the same command again on that database (nothing changes);
-- start-up: ``evalbot import bookings --help`` (what every command pays before it starts).
+- start-up: ``evalbot import bookings --help`` (what every command pays before it starts);
+- in one process, as issue 16 first measured: the baseline's work, and ``import_file``.
 
 Each child's peak memory is its own VmHWM, read from /proc/<pid>/status while it runs. Prints
 the median of each, the ratio of the medians, and the load average before and after. Then the
@@ -22,17 +23,19 @@ from __future__ import annotations
 import csv
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from surveys import db
-from surveys.importer import REQUIRED
+from surveys.importer import REQUIRED, import_file
 
 SECTORS = [
     "health",
@@ -120,6 +123,35 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
     return elapsed, peak[0] / 1024
 
 
+def in_process_baseline(export: Path, folder: Path, n: int) -> float:
+    """The baseline's work in this process (no start-up), as issue 16 measured it."""
+    columns = [*REQUIRED, *EXTRA]
+    began = time.perf_counter()
+    connection = sqlite3.connect(folder / f"ib{n}.db")
+    connection.execute("CREATE TABLE booking (" + ", ".join(c + " TEXT" for c in columns) + ")")
+    with export.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        marks = ", ".join("?" * len(columns))
+        connection.executemany(f"INSERT INTO booking VALUES ({marks})", reader)
+    connection.commit()
+    connection.close()
+    return time.perf_counter() - began
+
+
+def in_process_import(export: Path, folder: Path, n: int) -> float:
+    """``import_file`` in this process, as ``evalbot import bookings`` calls it (no start-up)."""
+    engine = db.make_engine(fresh_database(folder, f"ie{n}.db"))
+    began = time.perf_counter()
+    with db.session_scope(engine) as session:
+        import_file(
+            session, export, zone=ZoneInfo("Europe/London"), now=datetime.now(UTC), actor="bench"
+        )
+    elapsed = time.perf_counter() - began
+    engine.dispose()
+    return elapsed
+
+
 def fresh_database(folder: Path, name: str) -> str:
     url = f"sqlite:///{folder / name}"
     engine = db.make_engine(url)
@@ -142,6 +174,8 @@ def main() -> None:
         "import": [],
         "re-import": [],
         "start-up": [],
+        "in-process baseline": [],
+        "in-process import": [],
     }
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -158,6 +192,8 @@ def main() -> None:
             results["import"].append(measured([evalbot, "import", "bookings", str(export)], env))
             results["re-import"].append(measured([evalbot, "import", "bookings", str(export)], env))
             results["start-up"].append(measured([evalbot, "import", "bookings", "--help"], env))
+            results["in-process baseline"].append((in_process_baseline(export, folder, n), 0.0))
+            results["in-process import"].append((in_process_import(export, folder, n), 0.0))
         load_after = load()
         tenth = folder / "tenth.csv"
         write_export(tenth, rows // 10)
@@ -165,12 +201,17 @@ def main() -> None:
         _, tenth_peak = measured([evalbot, "import", "bookings", str(tenth)], env)
 
     median = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    in_process = median["in-process import"] / median["in-process baseline"]
     memory = {k: statistics.median(m for _, m in v) for k, v in results.items()}
     print(f"{rows:,} rows, {rounds} rounds interleaved; load average {load_before} -> {load_after}")
     print(f"{'':<11}{'median s':>9}{'x baseline':>11}{'peak MiB':>9}")
-    for kind in results:
+    for kind in ("baseline", "import", "re-import", "start-up"):
         ratio = median[kind] / median["baseline"]
         print(f"{kind:<11}{median[kind]:>9.2f}{ratio:>11.2f}{memory[kind]:>9.0f}")
+    print(
+        f"in one process (as issue 16 measured): baseline {median['in-process baseline']:.2f} s, "
+        f"import {median['in-process import']:.2f} s, x{in_process:.2f}"
+    )
     print(
         f"import peak memory: {tenth_peak:.0f} MiB for {rows // 10:,} rows, "
         f"{memory['import']:.0f} MiB for {rows:,} (x{memory['import'] / tenth_peak:.2f} "
