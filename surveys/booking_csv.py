@@ -92,7 +92,8 @@ OPTIONAL = (
     "joining_link",
 )
 _TEXTS = ("booking_ref", "session_ref", "course_title", "venue", "delegate_name", "agency")
-_Reader = tuple[str, int, str, Callable[[str], Any], bool]  # column, index, field, read, required
+# column, index, field, read, required, values read before
+_Reader = tuple[str, int, str, Callable[[str], Any], bool, dict[str, Any] | None]
 # The largest cell read; longer ones are far past every column's limit (see booking_fields).
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 24))
 
@@ -209,7 +210,7 @@ class Export:
         found: list[Problem] = []
         fields: dict[str, Any] = {"line": line}
         width = len(cells)
-        for column, index, field, read, required in self._plan:
+        for column, index, field, read, required, memo in self._plan:
             value = cells[index].strip() if index < width else ""
             if not value:
                 if required:
@@ -217,10 +218,18 @@ class Export:
                         Problem(line, column, _EMPTY.get(column, "empty; a value is required"))
                     )
                 continue
+            if memo is not None and (known := memo.get(value)) is not None:
+                fields[field] = known
+                continue
             try:
                 fields[field] = read(value)
             except BadValue as exc:
                 found.append(Problem(line, column, str(exc)))
+                continue
+            if memo is not None:
+                if len(memo) >= _MEMO:
+                    memo.clear()
+                memo[value] = fields[field]
         if found:
             self.problems.extend(found)
             return None
@@ -258,10 +267,20 @@ def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
         "joining_link": ("joining_link", lambda value: read_link("joining_link", value)),
     }
     return [
-        (column, columns[column], *read[column], column in REQUIRED)
+        (column, columns[column], *read[column], column in REQUIRED, _memo(column))
         for column in (*REQUIRED, *OPTIONAL)
         if column in columns
     ]
+
+
+def _memo(column: str) -> dict[str, Any] | None:
+    """Values read before, for a column whose values repeat down an export (a session's, an
+    agency's, a manager's); a delegate's own cells are read each time."""
+    own = ("booking_ref", "delegate_name", "delegate_email", "delegate_mobile")
+    return None if column in own else {}
+
+
+_MEMO = 4096  # values remembered per column, so memory stays bounded
 
 
 def _row_agrees(row: Row, cells: list[str], columns: dict[str, int]) -> list[Problem]:
