@@ -1,19 +1,34 @@
-"""How long a 50,000-row booking export takes to import, fresh and again (target: under 60 s).
+"""The booking import against a plain baseline, in the same run (target: within 6x, < 150 MiB).
 
-    .venv/bin/python bench/import_bookings.py [ROWS]
+    .venv/bin/python bench/import_bookings.py [ROWS] [ROUNDS]
 
-Builds a realistic export (1,000 sessions of 50 delegates across 200 agencies, one manager per
-agency, UK dates) in a temporary folder, imports it into a new SQLite database through the same
-code as `evalbot import bookings`, then imports it again (the no-change re-import).
+Builds a realistic export (sessions of 50 delegates across 200 agencies, one manager per agency,
+UK dates) in a temporary folder. Each round, interleaved so the machine's load falls on both:
+
+- baseline: a child Python that reads the file with ``csv`` and writes it with one
+  ``executemany`` into a new SQLite table (what the import cannot be faster than);
+- import: ``evalbot import bookings FILE`` (a child process, as users run it) into a new,
+  migrated SQLite database;
+- re-import: the same command again on that database (nothing changes);
+- start-up: ``evalbot import bookings --help`` (what every command pays before it starts);
+- in one process, as issue 16 first measured: the baseline's work, and ``import_file``.
+
+Each child's peak memory is its own VmHWM, read from /proc/<pid>/status while it runs. Prints
+the median of each, the ratio of the medians, and the load average before and after. Then the
+import's peak memory for a tenth of the rows and for all of them, to show how it grows.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import random
-import resource
+import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +47,20 @@ SECTORS = [
     "voluntary and community",
     "other",
 ]
+EXTRA = ["role", "max_places", "booked_at"]
+BASELINE = """
+import csv, sqlite3, sys
+columns = {columns}
+connection = sqlite3.connect(sys.argv[2])
+connection.execute("CREATE TABLE booking (" + ", ".join(c + " TEXT" for c in columns) + ")")
+with open(sys.argv[1], newline="", encoding="utf-8") as handle:
+    reader = csv.reader(handle)
+    next(reader)
+    connection.executemany(
+        "INSERT INTO booking VALUES (" + ", ".join("?" * len(columns)) + ")", reader
+    )
+connection.commit()
+"""
 
 
 def write_export(path: Path, rows: int) -> None:
@@ -39,7 +68,7 @@ def write_export(path: Path, rows: int) -> None:
     start = datetime(2026, 1, 5, 9, 30)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*REQUIRED, "role", "max_places", "booked_at"])
+        writer.writerow([*REQUIRED, *EXTRA])
         for n in range(rows):
             session = n // 50
             agency = rng.randrange(200)
@@ -65,34 +94,128 @@ def write_export(path: Path, rows: int) -> None:
             )
 
 
-def timed_import(url: str, path: Path) -> tuple[float, float]:
-    """Wall and CPU seconds for one import of ``path``."""
-    engine = db.make_engine(url)
+def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak memory (MiB, the child's own VmHWM) of one child process."""
     began = time.perf_counter()
-    cpu = time.process_time()
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = [0]
+
+    def watch() -> None:
+        status = Path(f"/proc/{child.pid}/status")
+        while child.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    _, errors = child.communicate()
+    elapsed = time.perf_counter() - began
+    watcher.join()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{errors}")
+    return elapsed, peak[0] / 1024
+
+
+def in_process_baseline(export: Path, folder: Path, n: int) -> float:
+    """The baseline's work in this process (no start-up), as issue 16 measured it."""
+    columns = [*REQUIRED, *EXTRA]
+    began = time.perf_counter()
+    connection = sqlite3.connect(folder / f"ib{n}.db")
+    connection.execute("CREATE TABLE booking (" + ", ".join(c + " TEXT" for c in columns) + ")")
+    with export.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        marks = ", ".join("?" * len(columns))
+        connection.executemany(f"INSERT INTO booking VALUES ({marks})", reader)
+    connection.commit()
+    connection.close()
+    return time.perf_counter() - began
+
+
+def in_process_import(export: Path, folder: Path, n: int) -> float:
+    """``import_file`` in this process, as ``evalbot import bookings`` calls it (no start-up)."""
+    engine = db.make_engine(fresh_database(folder, f"ie{n}.db"))
+    began = time.perf_counter()
     with db.session_scope(engine) as session:
         import_file(
-            session, path, zone=ZoneInfo("Europe/London"), now=datetime.now(UTC), actor="bench"
+            session, export, zone=ZoneInfo("Europe/London"), now=datetime.now(UTC), actor="bench"
         )
-    elapsed = time.perf_counter() - began, time.process_time() - cpu
+    elapsed = time.perf_counter() - began
     engine.dispose()
     return elapsed
 
 
+def fresh_database(folder: Path, name: str) -> str:
+    url = f"sqlite:///{folder / name}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    with tempfile.TemporaryDirectory() as folder:
-        export = Path(folder) / "bookings.csv"
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    evalbot = str(Path(sys.executable).parent / "evalbot")
+    baseline_code = BASELINE.format(columns=[*REQUIRED, *EXTRA])
+    results: dict[str, list[tuple[float, float]]] = {
+        "baseline": [],
+        "import": [],
+        "re-import": [],
+        "start-up": [],
+        "in-process baseline": [],
+        "in-process import": [],
+    }
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        export = folder / "bookings.csv"
         write_export(export, rows)
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        db.upgrade(db.make_engine(url))
-        first, first_cpu = timed_import(url, export)
-        again, again_cpu = timed_import(url, export)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        load_before = load()
+        for n in range(rounds):
+            results["baseline"].append(
+                measured(
+                    [sys.executable, "-c", baseline_code, str(export), str(folder / f"b{n}.db")]
+                )
+            )
+            env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, f"e{n}.db")}
+            results["import"].append(measured([evalbot, "import", "bookings", str(export)], env))
+            results["re-import"].append(measured([evalbot, "import", "bookings", str(export)], env))
+            results["start-up"].append(measured([evalbot, "import", "bookings", "--help"], env))
+            results["in-process baseline"].append((in_process_baseline(export, folder, n), 0.0))
+            results["in-process import"].append((in_process_import(export, folder, n), 0.0))
+        load_after = load()
+        tenth = folder / "tenth.csv"
+        write_export(tenth, rows // 10)
+        env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, "tenth.db")}
+        _, tenth_peak = measured([evalbot, "import", "bookings", str(tenth)], env)
+
+    median = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    in_process = median["in-process import"] / median["in-process baseline"]
+    memory = {k: statistics.median(m for _, m in v) for k, v in results.items()}
+    print(f"{rows:,} rows, {rounds} rounds interleaved; load average {load_before} -> {load_after}")
+    print(f"{'':<11}{'median s':>9}{'x baseline':>11}{'peak MiB':>9}")
+    for kind in ("baseline", "import", "re-import", "start-up"):
+        ratio = median[kind] / median["baseline"]
+        print(f"{kind:<11}{median[kind]:>9.2f}{ratio:>11.2f}{memory[kind]:>9.0f}")
     print(
-        f"{rows} rows: first import {first:.1f} s wall, {first_cpu:.1f} s CPU "
-        f"({rows / first:,.0f} rows/s); re-import {again:.1f} s wall, {again_cpu:.1f} s CPU; "
-        f"peak RSS {peak:.0f} MB; load average {Path('/proc/loadavg').read_text().split()[0]}"
+        f"in one process (as issue 16 measured): baseline {median['in-process baseline']:.2f} s, "
+        f"import {median['in-process import']:.2f} s, x{in_process:.2f}"
+    )
+    print(
+        f"import peak memory: {tenth_peak:.0f} MiB for {rows // 10:,} rows, "
+        f"{memory['import']:.0f} MiB for {rows:,} (x{memory['import'] / tenth_peak:.2f} "
+        "for 10x the rows)"
     )
 
 

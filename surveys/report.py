@@ -409,7 +409,8 @@ def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[S
             SESSION.c.starts_at,
             SESSION.c.venue,
             SESSION.c.online,
-            trainer.c.name.label("trainer"),
+            # A trainer the export gave no name is shown by address.
+            func.coalesce(func.nullif(trainer.c.name, ""), trainer.c.email).label("trainer"),
             SESSION.c.status,
             SESSION.c.min_places,
             SESSION.c.max_places,
@@ -430,7 +431,7 @@ def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[S
             .outerjoin(BOOKING, BOOKING.c.session_id == SESSION.c.id)
         )
         .where(_in_quarter(quarter, zone))
-        .group_by(SESSION.c.id, COURSE.c.title, trainer.c.name)
+        .group_by(SESSION.c.id, COURSE.c.title, trainer.c.name, trainer.c.email)
         .order_by(SESSION.c.starts_at, COURSE.c.title, SESSION.c.ref)
     )
     return [
