@@ -21,6 +21,15 @@ def local_time(
     return value.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
+def reached_by(moment: datetime | str, now: datetime | str) -> bool:
+    """``{% if cancel_by is reached_by(sent_at) %}``: whether ``moment`` is at or before ``now``."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if isinstance(now, str):
+        now = datetime.fromisoformat(now)
+    return moment <= now
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -32,4 +41,5 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
+    env.tests["reached_by"] = reached_by
     return env

@@ -29,12 +29,11 @@ from schedules.cancellation import (
     BookingFacts,
     booking_link,
     charge_for,
-    day_length,
     facts,
     format_pence,
 )
 from schedules.certificates import certificate_link
-from schedules.planning import offer_telegram, request_replan
+from schedules.planning import day_length, offer_telegram, request_replan
 from schedules.policy import Policy, default_policy
 from surveys import audit, outbox
 from surveys.booking_csv import ImportFailed, _decode, _dialect, _header_key
@@ -394,6 +393,7 @@ def _notify_no_show(
     context = found.context() | {
         "charge": format_pence(amount) if amount else None,
         "manager_name": found.manager.name if found.manager else None,
+        "no_show_terms": own.no_show_terms,
     }
     reason = booking_link(
         session,

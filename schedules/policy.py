@@ -139,6 +139,10 @@ class Policy(BaseModel):
     register_reminder_after: Span = Span(delta=timedelta(hours=24))
     refresher_years: int = 2
     no_show_alert_rate: float = 0.15  # the quarterly report flags courses above this
+    # The partnership's own words in messages (see WORDING_DEFAULTS).
+    cancellation_terms: str = ""
+    no_show_terms: str = ""
+    accessibility_statement: str = ""
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -194,8 +198,26 @@ _TOP_KEYS = (
     "register_reminder_after",
     "refresher_years",
     "no_show_alert_rate",
+    "cancellation_terms",
+    "no_show_terms",
+    "accessibility_statement",
     "courses",
 )
+
+# Neutral wording, true of any partnership; a partnership puts its own in ``[policy]``.
+WORDING_DEFAULTS: dict[str, str] = {
+    "cancellation_terms": (
+        "Places are limited, so please tell us as early as you can if you cannot come."
+    ),
+    "no_show_terms": (
+        "When a delegate does not attend and gave no notice, we let them and the line manager "
+        "who approved the booking know."
+    ),
+    "accessibility_statement": (
+        "If you need any adjustments to take part, please reply to this message and tell us "
+        "what would help."
+    ),
+}
 
 
 def parse_duration(value: Any, key: str) -> Span:
@@ -271,6 +293,12 @@ def _rate(value: Any, key: str) -> float:
     return float(value)
 
 
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f'{key}: expected text in quotes, like "..." (given: {value!r})')
+    return " ".join(value.split())
+
+
 def _region(value: Any, key: str) -> str:
     known = holidays.list_supported_countries()["GB"]
     if value not in known:
@@ -307,6 +335,9 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "register_reminder_after": _non_negative_duration,
     "refresher_years": _whole(1),
     "no_show_alert_rate": _rate,
+    "cancellation_terms": _text,
+    "no_show_terms": _text,
+    "accessibility_statement": _text,
 }
 
 
@@ -374,6 +405,8 @@ def _build(raw: Mapping[str, Any], key: str) -> Policy:
         _check_keys(override, _STAGE_KEYS, stage_key)
         stages[stage] = _stage_policy(_merge(DEFAULT_STAGES[stage.value], override), stage_key)
     values["stages"] = stages
+    for name, text in WORDING_DEFAULTS.items():
+        values.setdefault(name, text)
     policy = Policy(**values)
     if policy.window_start >= policy.window_end:
         raise PolicyError(

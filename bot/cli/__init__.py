@@ -14,6 +14,7 @@ from bot.cli import (
     forms,
     imports,
     people,
+    policy,
     reports,
     service,
 )
@@ -30,7 +31,18 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports, people):
+for module in (
+    admin,
+    imports,
+    forms,
+    delivery,
+    service,
+    attendance,
+    campaigns,
+    reports,
+    people,
+    policy,
+):
     module.register(app)
 
 
