@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.settings import Settings
+from bot.templating import environment
 from bot.web import bookings, telegram_hook, unsubscribe
 from bot.web import surveys as survey_form
+from bot.web.security import PRIVATE_HEADERS
 from surveys.db import make_engine
+
+_ERRORS = {
+    404: ("Page not found", "There is no page at this address."),
+    405: ("This page cannot do that", "This address does not accept that kind of request."),
+}
+
+
+def _web_page(settings: Settings, name: str, status: int = 200, **context: object) -> HTMLResponse:
+    html = (
+        environment()
+        .get_template(f"web/{name}.html")
+        .render(
+            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
+        )
+    )
+    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -20,6 +41,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(bookings.router)
     app.include_router(unsubscribe.router)
     app.include_router(telegram_hook.router)
+
+    @app.get("/", response_class=HTMLResponse)
+    def home() -> HTMLResponse:
+        """What this is: the partnership's training evaluation; links arrive by email."""
+        return _web_page(settings, "home", page_title="Training evaluation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person's browser gets a page naming the training team; programs keep JSON."""
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if not wants_html or exc.status_code not in _ERRORS:
+            return await http_exception_handler(request, exc)
+        title, message = _ERRORS[exc.status_code]
+        return _web_page(settings, "error", exc.status_code, page_title=title, message=message)
 
     @app.get("/health")
     def health() -> dict[str, str]:
