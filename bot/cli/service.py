@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bot.cli.common import Context, load_context, parse_now
 from schedules.planning import UNSENT
 from schedules.tick import tick
+from schedules.waiting import holding
 from surveys.models import OutboxMessage
 
 
@@ -50,6 +51,8 @@ def tick_command(
     if dry_run:
         return
     deliver(context, moment)
+    with Session(context.engine) as session:
+        typer.echo(holding(session, moment, context.policy, settings.zone))
 
 
 def deliver(context: Context, now: datetime) -> None:
