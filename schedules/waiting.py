@@ -16,11 +16,7 @@ from schedules.calendar import in_window, next_send_time
 from schedules.planning import UNSENT
 from schedules.policy import Policy
 from surveys.models import OutboxMessage
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """``plural(1, "message")`` is "1 message"; ``plural(3, "message")`` is "3 messages"."""
-    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+from surveys.text import plural
 
 
 def _when(at: datetime, now: datetime, zone: ZoneInfo) -> str:

@@ -34,6 +34,7 @@ from surveys.models import (
     OutboxState,
     Person,
 )
+from surveys.text import plural
 
 outbox = typer.Typer(
     help="The outbox, which every message goes through. Alone: what is pending, failed or dead.",
@@ -155,7 +156,7 @@ def retry(
             ids=[row.id for row in rows],
         )
         session.commit()
-    typer.echo(f"Re-queued {len(rows)} dead message(s).")
+    typer.echo(f"Re-queued {plural(len(rows), 'dead message')}.")
     if blocked:
         typer.echo(
             f"{blocked} of them are to people whose email address is marked undeliverable; "
@@ -202,7 +203,7 @@ def clear_address(
     typer.echo(f"{address} ({name}) will be tried again. It was marked: {reason}")
     if dead:
         typer.echo(
-            f"{dead} dead message(s) to {name}: "
+            f"{plural(dead, 'dead message')} to {name}: "
             f"`evalbot outbox retry --to {address}` sends them again."
         )
 
