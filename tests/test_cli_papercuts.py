@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from tests.test_campaigns import NOW_TEXT, Partnership, counts
-from tests.test_campaigns import cli as cli  # noqa: F401 - a fixture
-from tests.test_campaigns import p as p  # noqa: F401 - a fixture
+from tests.test_campaigns import cli as cli
+from tests.test_campaigns import p as p
 from tests.test_export import HEADER
 from tests.test_report import build_quarter
 
