@@ -11,6 +11,7 @@ from bot.cli import (
     attendance,
     campaigns,
     delivery,
+    demo,
     forms,
     imports,
     people,
@@ -42,6 +43,7 @@ for module in (
     reports,
     people,
     policy,
+    demo,
 ):
     module.register(app)
 
