@@ -74,6 +74,13 @@ def test_a_late_cancellation_of_a_half_day_course_is_charged_the_half_day_rate(
     assert alice.charge_pence == 4000
     assert "half day charge £40" in (alice.charge_note or "")
 
+    # Chloé's certificate names the course's real length.
+    from schedules.certificates import certificate_status
+
+    chloe = session.get(type(people["chloe_booking"]), people["chloe_booking"].id)
+    status = certificate_status(session, chloe)
+    assert (status.duration_text, status.day_length) == ("3 hours 30 minutes", "half day")
+
 
 def test_a_confirmation_sent_after_the_cutoff_says_cancelling_is_now_late(
     world, session, engine, database_url, tmp_path
