@@ -181,8 +181,8 @@ DEFAULT_STAGES: dict[str, dict[str, Any]] = {
 # The manager's impact survey goes with the delegate's unless its timings are set apart.
 DEFAULT_STAGES[Stage.MANAGER.value] = dict(DEFAULT_STAGES[Stage.IMPACT.value])
 
-_STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
-_TOP_KEYS = (
+STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
+TOP_KEYS = (
     "stages",
     "manager_survey",
     "window_start",
@@ -390,7 +390,7 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 
 def _build(raw: Mapping[str, Any], key: str) -> Policy:
-    _check_keys(raw, _TOP_KEYS, key)
+    _check_keys(raw, TOP_KEYS, key)
     values: dict[str, Any] = {}
     for name, convert in _CONVERTERS.items():
         if name in raw:
@@ -402,7 +402,7 @@ def _build(raw: Mapping[str, Any], key: str) -> Policy:
     for stage in Stage:
         stage_key = f"{key}.stages.{stage.value}"
         override = _table(stages_raw.get(stage.value, {}), stage_key)
-        _check_keys(override, _STAGE_KEYS, stage_key)
+        _check_keys(override, STAGE_KEYS, stage_key)
         stages[stage] = _stage_policy(_merge(DEFAULT_STAGES[stage.value], override), stage_key)
     values["stages"] = stages
     for name, text in WORDING_DEFAULTS.items():

@@ -13,9 +13,9 @@ from datetime import time
 from typing import Any
 
 from schedules.policy import (
-    _STAGE_KEYS,
-    _TOP_KEYS,
     DAYS,
+    STAGE_KEYS,
+    TOP_KEYS,
     Policy,
     Span,
     course_key,
@@ -79,7 +79,7 @@ def policy_values(
     if course_title:
         policy = policy.for_course(course_title)
     values: list[PolicyValue] = []
-    for name in _TOP_KEYS:
+    for name in TOP_KEYS:
         if name in ("stages", "courses"):
             continue
         values.append(
@@ -87,7 +87,7 @@ def policy_values(
         )
     for stage in Stage:
         stage_policy = policy.stage(stage)
-        for name in _STAGE_KEYS:
+        for name in STAGE_KEYS:
             values.append(
                 PolicyValue(
                     f"stages.{stage.value}.{name}",
