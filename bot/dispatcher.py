@@ -47,6 +47,7 @@ from sqlalchemy.engine import Engine
 
 from bot.channels.base import Channel as ChannelProtocol
 from bot.channels.base import ChannelError
+from bot.logtext import mask_address
 from bot.outbox_store import Claimed, ClaimResult, DispatchReport, OutboxStore, Outcome
 from bot.rendering import RenderError, render
 from bot.settings import Settings
@@ -278,7 +279,12 @@ class Dispatcher:
             log.error("outbox %s cannot be rendered: %s", row.id, exc)
             return Outcome(row, render_error=str(exc))
         try:
-            return Outcome(row, outgoing, delivered=await channel.send(outgoing))
+            delivered = await channel.send(outgoing)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "sent %s to %s (outbox %s)", row.template, mask_address(row.recipient), row.id
+                )
+            return Outcome(row, outgoing, delivered=delivered)
         except ChannelError as exc:
             return Outcome(row, outgoing, error=exc)
         except Exception as exc:  # a bug in a channel must not stop delivery

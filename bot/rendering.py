@@ -93,10 +93,12 @@ def _domain(mail_from: str) -> str:
 
 
 def template_context(
-    settings: Settings, message: MessageRow, *, recipient_name: str
+    settings: Settings, message: MessageRow, *, recipient_name: str, now: datetime
 ) -> dict[str, Any]:
-    """The row's context with what the renderer provides for every message."""
+    """The row's context with what the renderer provides for every message (``sent_at``: the
+    moment it is rendered for sending, so a message can say what is true when it arrives)."""
     context: dict[str, Any] = {
+        "sent_at": now.isoformat(),
         "partnership": settings.partnership_name,
         "public_url": settings.public_url,
         "timezone": settings.timezone,
@@ -121,7 +123,7 @@ def render_email(
     now: datetime,
 ) -> Outgoing:
     """The subject, text and HTML of one email, with its headers and stable Message-ID."""
-    context = template_context(settings, message, recipient_name=recipient_name)
+    context = template_context(settings, message, recipient_name=recipient_name, now=now)
     subject = " ".join(_render(f"email/{message.template}-subject.txt", context).split())
     text = _render(f"email/{message.template}-body.txt", context)
     html = _render(f"email/{message.template}-body.html", context)
@@ -155,7 +157,7 @@ def render_telegram(
     now: datetime,
 ) -> Outgoing:
     """One Telegram message (HTML parse mode) from ``telegram/<name>.html``."""
-    context = template_context(settings, message, recipient_name=recipient_name)
+    context = template_context(settings, message, recipient_name=recipient_name, now=now)
     body = _render(f"telegram/{message.template}.html", context).strip()
     outbox_id = message.id or 0
     return Outgoing(

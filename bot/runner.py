@@ -29,6 +29,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from bot import log_redaction
 from bot.mail_erasure import finish_erasure
@@ -37,6 +38,7 @@ from bot.web.app import create_app
 from bot.web.security import proxy_options
 from schedules.policy import Policy
 from schedules.tick import TickReport, tick
+from schedules.waiting import holding
 from surveys.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,16 @@ def telegram_services(
     return [service]
 
 
+def warn_without_contact(settings: Settings) -> None:
+    """Once, at start-up: with no Reply-To and no admin address, replies and questions are lost."""
+    if not settings.reply_to and not settings.admin_email:
+        log.warning(
+            "Neither EVALBOT_REPLY_TO nor EVALBOT_ADMIN_EMAIL is set: replies to Evalbot's "
+            "messages go to %s, and the web pages name no one to contact. Set one of them.",
+            settings.mail_from,
+        )
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the runner owns SIGINT and SIGTERM."""
 
@@ -154,6 +166,7 @@ class Runner:
         self.ticks = 0
         self.last_report: TickReport | None = None
         self._tick_task: asyncio.Task[object] | None = None
+        self._last_holding = ""
         self.stopping = asyncio.Event()
 
     async def tick_once(self) -> TickReport | None:
@@ -186,8 +199,17 @@ class Runner:
         if report.queued or report.due:
             queued = ", ".join(f"{name} {count}" for name, count in sorted(report.queued.items()))
             log.info("Tick: queued %s; %d messages due now", queued or "nothing", report.due)
+        await asyncio.to_thread(self._say_what_waits, now)
         self.dispatcher.wake()
         return report
+
+    def _say_what_waits(self, now: datetime) -> None:
+        """Log what the outbox holds and until when, whenever that changes."""
+        with Session(self.engine) as session:
+            text = holding(session, now, self.policy, self.settings.zone)
+        if text != self._last_holding:
+            self._last_holding = text
+            log.info("Outbox: %s", text)
 
     async def _tick_finished(self) -> None:
         task = self._tick_task
@@ -205,6 +227,7 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         started: list[Service] = []
+        warn_without_contact(self.settings)
         try:
             for service in self.services:
                 await service.start()

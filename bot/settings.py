@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import tomllib
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -171,6 +172,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, toml)
+
+    @property
+    def contact_email(self) -> str | None:
+        """The training team's address for people to write to: the admin's, else the Reply-To."""
+        if self.admin_email:
+            return self.admin_email
+        return parseaddr(self.reply_to)[1] or None if self.reply_to else None
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -61,6 +61,15 @@ def local_time(
     return value.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
+def reached_by(moment: datetime | str, now: datetime | str) -> bool:
+    """``{% if cancel_by is reached_by(sent_at) %}``: whether ``moment`` is at or before ``now``."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if isinstance(now, str):
+        now = datetime.fromisoformat(now)
+    return moment <= now
+
+
 def environment() -> Environment:
     """The environment for the look in force (see ``configure``)."""
     return _environment(_look)
@@ -86,6 +95,7 @@ def build_environment(look: Look, undefined: type = StrictUndefined) -> Environm
     env.globals["brand_colour"] = look.brand_colour
     env.globals["logo_url"] = look.logo_url
     env.globals["logo_alt"] = look.logo_alt
+    env.tests["reached_by"] = reached_by
     return env
 
 

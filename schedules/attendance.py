@@ -29,12 +29,11 @@ from schedules.cancellation import (
     BookingFacts,
     booking_link,
     charge_for,
-    day_length,
     facts,
     format_pence,
 )
 from schedules.certificates import certificate_link
-from schedules.planning import offer_telegram, request_replan
+from schedules.planning import day_length, offer_telegram, request_replan
 from schedules.policy import Policy, default_policy
 from surveys import audit, outbox
 from surveys.booking_csv import ImportFailed, _decode, _dialect, _header_key
@@ -67,7 +66,7 @@ class AttendanceError(ValueError):
 
 
 def register_opens_at(course_session: CourseSession, policy: Policy) -> datetime:
-    return course_session.starts_at - policy.register_opens_before
+    return (-policy.register_opens_before).after(course_session.starts_at)
 
 
 def register_is_open(course_session: CourseSession, now: datetime, policy: Policy) -> bool:
@@ -143,7 +142,7 @@ def check_mark(
         return (
             f"The register for {course_session.ref} opens at "
             f"{opens.astimezone(zone):%H:%M on %A %-d %B %Y}, "
-            f"{_minutes(own.register_opens_before)} before the start."
+            f"{own.register_opens_before} before the start."
         )
     if course_session.register_closed_at is not None and not admin:
         return (
@@ -395,6 +394,7 @@ def _notify_no_show(
     context = found.context() | {
         "charge": format_pence(amount) if amount else None,
         "manager_name": found.manager.name if found.manager else None,
+        "no_show_terms": own.no_show_terms,
     }
     reason = booking_link(
         session,
@@ -564,14 +564,6 @@ def _course_policy(session: Session, course_session: CourseSession, policy: Poli
 
 def _delegate_name(session: Session, booking: Booking) -> str:
     return facts(session, booking).delegate.name
-
-
-def _minutes(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes % 60 == 0 and minutes:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def bookings_by_ref(session: Session, refs: Iterable[str]) -> dict[str, Booking]:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from schedules.policy import Policy
+from schedules.policy import Policy, Span
 
 # Further than this without an open window means the policy allows no sending day at all.
 _SEARCH_DAYS = 400
@@ -72,10 +72,12 @@ def next_send_time(at: datetime, policy: Policy, zone: ZoneInfo) -> datetime:
     raise ValueError("the policy's sending window has no day on which a message can be sent")
 
 
-def shift(at: datetime, delta: timedelta, zone: ZoneInfo) -> datetime:
+def shift(at: datetime, delta: Span | timedelta, zone: ZoneInfo) -> datetime:
     """``at`` moved by ``delta`` on the partnership's clock: 7 days before a 09:30 start is
-    09:30, whether or not the clocks change in between (UTC in, UTC out)."""
-    return (at.astimezone(zone) + delta).astimezone(UTC)
+    09:30, whether or not the clocks change in between, and ``"3mo"`` after 30 November is
+    28 or 29 February (UTC in, UTC out)."""
+    span = delta if isinstance(delta, Span) else Span(delta=delta)
+    return span.after(at.astimezone(zone)).astimezone(UTC)
 
 
 def cancellation_cutoff(starts_at: datetime, policy: Policy, zone: ZoneInfo) -> datetime:

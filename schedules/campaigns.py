@@ -208,6 +208,25 @@ def _same(column: Any, value: str) -> Any:
     return func.lower(func.trim(column)) == value.casefold()
 
 
+class UnknownScope(CampaignError):
+    """A campaign's scope names a course or session that does not exist."""
+
+
+def _check_names(session: Session, scope: Scope) -> None:
+    """A course or session named in the scope must exist: a typo must not look like "nobody"."""
+    if scope.course is not None and (
+        session.exec(select(Course.id).where(_same(Course.title, scope.course))).first() is None
+    ):
+        raise UnknownScope(f"no course is called {scope.course!r}")
+    if scope.session is not None and (
+        session.exec(
+            select(CourseSession.id).where(_same(CourseSession.ref, scope.session))
+        ).first()
+        is None
+    ):
+        raise UnknownScope(f"no session has the ref {scope.session!r}")
+
+
 def _local_day_bounds(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
@@ -645,6 +664,7 @@ def _plan(
     parsed = scope if isinstance(scope, Scope) else Scope.parse(kind, scope)
     if kind not in KINDS:
         raise CampaignError(f"unknown campaign {kind!r}: use one of {', '.join(KINDS)}")
+    _check_names(session, parsed)
     send_at = next_send_time(now, policy, zone)
     if kind == "remind":
         audience = _remind(

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from schedules.calendar import cancellation_cutoff
 from schedules.planning import (
     charge_pence,
+    day_length,
     offer_telegram,
     session_context,
     withdraw_invitations,
@@ -38,7 +39,6 @@ from surveys.models import (
     BookingStatus,
     Course,
     CourseSession,
-    Duration,
     LinkPurpose,
     MessageKind,
     Person,
@@ -70,7 +70,6 @@ class BookingFacts:
             **session_context(self.course_session, self.course),
             "booking_ref": self.booking.ref,
             "delegate_name": self.delegate.name,
-            "day_length": day_length(self.course),
         }
 
 
@@ -86,10 +85,6 @@ def facts(session: Session, booking: Booking) -> BookingFacts:
         raise LookupError(f"booking {booking.ref} has lost its course or delegate")
     manager = session.get(Person, booking.manager_id) if booking.manager_id else None
     return BookingFacts(booking, course_session, course, delegate, manager)
-
-
-def day_length(course: Course) -> str:
-    return "half day" if course.duration == Duration.HALF else "full day"
 
 
 def charge_for(policy: Policy, course: Course) -> int:

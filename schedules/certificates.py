@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from schedules.calendar import next_send_time
-from schedules.cancellation import booking_subject, day_length, facts
+from schedules.cancellation import booking_subject, facts
+from schedules.planning import day_length
 from schedules.policy import Policy
 from surveys import audit, outbox, tokens
 from surveys.models import (

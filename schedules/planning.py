@@ -200,6 +200,11 @@ def stages_for(manager_id: int | None, policy: Policy) -> list[Stage]:
     return stages
 
 
+def day_length(course: CourseFacts) -> str:
+    """``"half day"`` or ``"full day"``: how messages, charges and certificates name its length."""
+    return "half day" if course.duration == Duration.HALF else "full day"
+
+
 def charge_pence(policy: Policy, course: CourseFacts) -> int:
     half = course.duration == Duration.HALF
     return policy.charge_half_day_pence if half else policy.charge_full_day_pence
@@ -209,6 +214,7 @@ def session_context(course_session: SessionFacts, course: CourseFacts) -> dict[s
     """What every message about a session says of it (JSON only, dates as ISO text)."""
     return {
         "course_title": course.title,
+        "day_length": day_length(course),
         "session_ref": course_session.ref,
         "session_starts_at": course_session.starts_at.isoformat(),
         "session_ends_at": course_session.ends_at.isoformat(),
@@ -1038,6 +1044,8 @@ class Planner:
                 # For people: "by 23:59 on Thursday" rather than "by 00:00 on Friday".
                 "cancel_until": (cutoff - timedelta(minutes=1)).isoformat(),
                 "charge_pence": charge_pence(row.policy, row.course),
+                "cancellation_terms": row.policy.cancellation_terms,
+                "accessibility_statement": row.policy.accessibility_statement,
             }
         return found
 

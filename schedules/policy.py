@@ -13,28 +13,90 @@ Survey timings, per stage:
 - ``reminder_cap``: at most this many reminders (defaults to the number of offsets);
 - ``closes_after``: from the opening to the closing.
 
-Durations are written like ``"28d"``, ``"36h"``, ``"15m"``, ``"2w"`` or combined ``"1d12h"``.
-The impact survey opens 91 days (13 weeks, "3 months") after the end of the session: a duration,
-not calendar months, so every delegate of a session gets it on the same day of the week.
+Durations are written like ``"28d"``, ``"36h"``, ``"15m"``, ``"2w"``, ``"3mo"`` or combined
+``"1d12h"``. A month (``mo``) is a calendar month: the same day of the month, or the month's last
+day when it has no such day (31 January + ``"1mo"`` is 28 or 29 February). ``m`` alone is minutes.
+The default impact survey opens 91 days (13 weeks) after the end of the session, so every delegate
+of a session gets it on the same day of the week; ``"3mo"`` keeps the day of the month instead.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
 import holidays
+from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from surveys.models import Stage
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DURATION = re.compile(r"(?P<sign>[-+]?)\s*(?P<parts>(?:\d+\s*[wdhm]\s*)+)$")
-_PART = re.compile(r"(\d+)\s*([wdhm])")
+_DURATION = re.compile(r"(?P<sign>[-+]?)\s*(?P<parts>(?:\d+\s*(?:mo|[wdhm])\s*)+)$")
+_PART = re.compile(r"(\d+)\s*(mo|[wdhm])")
 _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
 _UNITS["m"] = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A policy duration: calendar ``months`` and then a fixed ``delta`` (both negative or not).
+
+    Add it to a datetime with ``after``; ``Span(delta=timedelta(days=7)) == timedelta(days=7)``
+    holds, so a span without months reads like the timedelta it is.
+    """
+
+    months: int = 0
+    delta: timedelta = timedelta()
+
+    def after(self, at: datetime) -> datetime:
+        """``at`` moved by this span on ``at``'s own clock (months keep the day, or the month's
+        last day when it is shorter)."""
+        if self.months:
+            at = at + relativedelta(months=self.months)
+        return at + self.delta
+
+    def shortest(self) -> timedelta:
+        """The least this span can last (a month counts 28 days): for checks made in advance."""
+        per_month = 28 if self.months >= 0 else 31
+        return self.delta + timedelta(days=per_month * self.months)
+
+    def longest(self) -> timedelta:
+        """The most this span can last (a month counts 31 days)."""
+        per_month = 31 if self.months >= 0 else 28
+        return self.delta + timedelta(days=per_month * self.months)
+
+    def __add__(self, other: Span | timedelta) -> Span:
+        if isinstance(other, timedelta):
+            return Span(self.months, self.delta + other)
+        return Span(self.months + other.months, self.delta + other.delta)
+
+    def __neg__(self) -> Span:
+        return Span(-self.months, -self.delta)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, timedelta):
+            return self.months == 0 and self.delta == other
+        if isinstance(other, Span):
+            return (self.months, self.delta) == (other.months, other.delta)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.delta) if self.months == 0 else hash((self.months, self.delta))
+
+    def __str__(self) -> str:
+        """``"3 months"``, ``"2 days"``, ``"1 hour 30 minutes"``, ``"-7 days"``."""
+        sign = "-" if self.months < 0 or self.delta < timedelta() else ""
+        months, delta = abs(self.months), abs(self.delta)
+        minutes = int(delta.total_seconds() // 60)
+        days, minutes = divmod(minutes, 24 * 60)
+        hours, minutes = divmod(minutes, 60)
+        counts = ((months, "month"), (days, "day"), (hours, "hour"), (minutes, "minute"))
+        parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in counts if n]
+        return sign + (" ".join(parts) or "0 minutes")
 
 
 class PolicyError(ValueError):
@@ -47,14 +109,14 @@ class StagePolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     anchor: Literal["start", "end"]
-    opens_after: timedelta  # from the anchor; negative is before it
-    reminders: list[timedelta]  # offsets after opening
+    opens_after: Span  # from the anchor; negative is before it
+    reminders: list[Span]  # offsets after opening, shortest first
     reminder_cap: int
-    closes_after: timedelta  # from the opening
+    closes_after: Span  # from the opening
 
-    def reminder_offsets(self) -> list[timedelta]:
+    def reminder_offsets(self) -> list[Span]:
         """The reminders that will actually be sent, in order, within the cap."""
-        return sorted(self.reminders)[: self.reminder_cap]
+        return self.reminders[: self.reminder_cap]
 
 
 class Policy(BaseModel):
@@ -73,10 +135,14 @@ class Policy(BaseModel):
     cutoff_hours: int | None = None  # when set, the cut-off is this many hours before the start
     charge_full_day_pence: int = 0
     charge_half_day_pence: int = 0
-    register_opens_before: timedelta = timedelta(minutes=15)
-    register_reminder_after: timedelta = timedelta(hours=24)
+    register_opens_before: Span = Span(delta=timedelta(minutes=15))
+    register_reminder_after: Span = Span(delta=timedelta(hours=24))
     refresher_years: int = 2
     no_show_alert_rate: float = 0.15  # the quarterly report flags courses above this
+    # The partnership's own words in messages (see WORDING_DEFAULTS).
+    cancellation_terms: str = ""
+    no_show_terms: str = ""
+    accessibility_statement: str = ""
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -115,8 +181,8 @@ DEFAULT_STAGES: dict[str, dict[str, Any]] = {
 # The manager's impact survey goes with the delegate's unless its timings are set apart.
 DEFAULT_STAGES[Stage.MANAGER.value] = dict(DEFAULT_STAGES[Stage.IMPACT.value])
 
-_STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
-_TOP_KEYS = (
+STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
+TOP_KEYS = (
     "stages",
     "manager_survey",
     "window_start",
@@ -132,20 +198,44 @@ _TOP_KEYS = (
     "register_reminder_after",
     "refresher_years",
     "no_show_alert_rate",
+    "cancellation_terms",
+    "no_show_terms",
+    "accessibility_statement",
     "courses",
 )
 
+# Neutral wording, true of any partnership; a partnership puts its own in ``[policy]``.
+WORDING_DEFAULTS: dict[str, str] = {
+    "cancellation_terms": (
+        "Places are limited, so please tell us as early as you can if you cannot come."
+    ),
+    "no_show_terms": (
+        "When a delegate does not attend and gave no notice, we let them and the line manager "
+        "who approved the booking know."
+    ),
+    "accessibility_statement": (
+        "If you need any adjustments to take part, please reply to this message and tell us "
+        "what would help."
+    ),
+}
 
-def parse_duration(value: Any, key: str) -> timedelta:
-    """``"28d"``, ``"36h"``, ``"-7d"``, ``"1d12h"``, ``"15m"``, ``"2w"`` to a timedelta."""
-    expected = 'expected a duration like "28d" or "36h"'
+
+def parse_duration(value: Any, key: str) -> Span:
+    """``"28d"``, ``"36h"``, ``"-7d"``, ``"1d12h"``, ``"15m"``, ``"2w"``, ``"3mo"`` to a Span."""
+    expected = 'expected a duration like "28d", "36h" or "3mo"'
     if not isinstance(value, str):
         raise PolicyError(f"{key}: {expected} (given: {value!r})")
     match = _DURATION.match(value.strip().lower())
     if match is None:
         raise PolicyError(f"{key}: {expected} (given: {value!r})")
-    total = sum((int(n) * _UNITS[unit] for n, unit in _PART.findall(match["parts"])), timedelta())
-    return -total if match["sign"] == "-" else total
+    months, total = 0, timedelta()
+    for number, unit in _PART.findall(match["parts"]):
+        if unit == "mo":
+            months += int(number)
+        else:
+            total += int(number) * _UNITS[unit]
+    span = Span(months, total)
+    return -span if match["sign"] == "-" else span
 
 
 def _parse_time(value: Any, key: str) -> time:
@@ -203,6 +293,12 @@ def _rate(value: Any, key: str) -> float:
     return float(value)
 
 
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f'{key}: expected text in quotes, like "..." (given: {value!r})')
+    return " ".join(value.split())
+
+
 def _region(value: Any, key: str) -> str:
     known = holidays.list_supported_countries()["GB"]
     if value not in known:
@@ -210,16 +306,16 @@ def _region(value: Any, key: str) -> str:
     return str(value)
 
 
-def _positive_duration(value: Any, key: str) -> timedelta:
+def _positive_duration(value: Any, key: str) -> Span:
     duration = parse_duration(value, key)
-    if duration <= timedelta():
+    if duration.shortest() <= timedelta():
         raise PolicyError(f"{key}: must be longer than zero (given: {value!r})")
     return duration
 
 
-def _non_negative_duration(value: Any, key: str) -> timedelta:
+def _non_negative_duration(value: Any, key: str) -> Span:
     duration = parse_duration(value, key)
-    if duration < timedelta():
+    if duration.shortest() < timedelta():
         raise PolicyError(f"{key}: must not be negative (given: {value!r})")
     return duration
 
@@ -239,6 +335,9 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "register_reminder_after": _non_negative_duration,
     "refresher_years": _whole(1),
     "no_show_alert_rate": _rate,
+    "cancellation_terms": _text,
+    "no_show_terms": _text,
+    "accessibility_statement": _text,
 }
 
 
@@ -265,7 +364,7 @@ def _stage_policy(raw: Mapping[str, Any], key: str) -> StagePolicy:
         raise PolicyError(f'{key}.reminders: expected a list of durations like ["2d", "5d"]')
     reminders = [_positive_duration(item, f"{key}.reminders") for item in given]
     for item, offset in zip(given, reminders, strict=True):
-        if offset >= closes_after:
+        if offset.shortest() >= closes_after.longest():
             raise PolicyError(
                 f"{key}.reminders: {item!r} comes at or after the closing "
                 f"({raw.get('closes_after')!r} after opening), so it could never be sent"
@@ -274,7 +373,7 @@ def _stage_policy(raw: Mapping[str, Any], key: str) -> StagePolicy:
     return StagePolicy(
         anchor=anchor,
         opens_after=opens_after,
-        reminders=sorted(reminders),
+        reminders=sorted(reminders, key=lambda span: (span.shortest(), span.longest())),
         reminder_cap=cap,
         closes_after=closes_after,
     )
@@ -291,7 +390,7 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 
 def _build(raw: Mapping[str, Any], key: str) -> Policy:
-    _check_keys(raw, _TOP_KEYS, key)
+    _check_keys(raw, TOP_KEYS, key)
     values: dict[str, Any] = {}
     for name, convert in _CONVERTERS.items():
         if name in raw:
@@ -303,9 +402,11 @@ def _build(raw: Mapping[str, Any], key: str) -> Policy:
     for stage in Stage:
         stage_key = f"{key}.stages.{stage.value}"
         override = _table(stages_raw.get(stage.value, {}), stage_key)
-        _check_keys(override, _STAGE_KEYS, stage_key)
+        _check_keys(override, STAGE_KEYS, stage_key)
         stages[stage] = _stage_policy(_merge(DEFAULT_STAGES[stage.value], override), stage_key)
     values["stages"] = stages
+    for name, text in WORDING_DEFAULTS.items():
+        values.setdefault(name, text)
     policy = Policy(**values)
     if policy.window_start >= policy.window_end:
         raise PolicyError(

@@ -80,6 +80,7 @@ from surveys.models import (
     SurveyInvitation,
 )
 from surveys.people import Erasure
+from surveys.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class TickReport:
             f"Unsent messages withdrawn: {self.messages_withdrawn + self.plan.messages_withdrawn}",
             f"Reminders queued: {self.reminders}",
             f"Register reminders queued: {self.register_reminders}",
-            f"No-show notices: {self.no_show_notices} bookings",
+            f"No-show notices: {plural(self.no_show_notices, 'booking')}",
             f"Refresher reminders: {self.refresher_reminders}",
             f"Late cancellations charged: {self.charges}",
             f"Certificate notices: {self.certificates}",

@@ -1,4 +1,5 @@
-"""Free text from people, made safe to store: one rule for every form, chat and command."""
+"""Text to and from people: free text made safe to store, and small wording helpers shared by
+every layer's messages."""
 
 from __future__ import annotations
 
@@ -14,3 +15,8 @@ def clean_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     kept = (ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return "".join(kept).strip()
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``plural(1, "booking")`` is "1 booking"; ``plural(3, "booking")`` is "3 bookings"."""
+    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"

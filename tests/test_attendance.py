@@ -209,7 +209,7 @@ def test_no_show_notices_reach_delegate_and_manager_in_the_sending_window(
         "You were not at Working Together to Safeguard Children on 16 March 2026"
     )
     assert "records you as not attending (booking BK-1002)" in delegate.text
-    assert "we let the delegate and the line manager who approved the booking know" in delegate.text
+    assert "we let them and the line manager who approved the booking know" in delegate.text
     assert "Dev Patel has been sent a similar notice." in delegate.text
     assert "a charge of £75 (full day) applies" in delegate.text
     reason = link_in(delegate.text, "/reason/")

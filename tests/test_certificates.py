@@ -256,7 +256,11 @@ def test_the_evaluation_invitation_promises_a_certificate_only_for_the_whole_cou
     [alice] = [m for m in to(mails, "alice.okafor") if m.subject.startswith("How was")]
     [chloe] = [m for m in to(mails, "chloe.obrien") if m.subject.startswith("How was")]
     assert alice.subject.endswith("Your evaluation and certificate")
-    assert "releases your certificate of attendance" in alice.text
-    assert "releases your certificate" in alice.html
+    assert "Thank you for attending" not in alice.text
+    assert (
+        "Your certificate of attendance comes when you have finished this and the register "
+        "shows you attended the whole course." in alice.text
+    )
+    assert "when you have finished this and the register shows you attended" in alice.html
     assert "certificate" not in chloe.subject, "she attended part of the course"
     assert "certificate" not in chloe.text and "certificate" not in chloe.html

@@ -126,7 +126,7 @@ def test_retry_requeues_the_dead_and_they_go_at_the_next_delivery(
 
     result = evalbot("outbox", "retry", str(dead.id), "--now", "2026-03-02T09:00")
     assert result.exit_code == 0, result.output
-    assert "Re-queued 1 dead message(s)." in result.output
+    assert "Re-queued 1 dead message." in result.output
 
     delivered = evalbot("outbox", "deliver", "--until-idle")
     assert delivered.exit_code == 0, delivered.output

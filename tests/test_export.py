@@ -92,7 +92,7 @@ def test_bad_options_say_what_is_wrong(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(
         app, ["export", "answers", "--out", str(tmp_path / "x.csv"), "--from", "1/2/26"]
     )
-    assert result.exit_code == 2 and "expected a date like 2026-03-31" in result.output
+    assert result.exit_code == 2 and "--from: expected a date like 31/03/2026" in result.output
     result = cli.invoke(app, ["export", "answers", "--out", str(tmp_path / "no" / "x.csv")])
     assert result.exit_code == 2 and "does not exist" in result.output
 

@@ -46,6 +46,7 @@ def test_upgrade_on_postgres(postgres_engine):
 
 def test_commands_refuse_an_out_of_date_database(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("EVALBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'old.db'}")
+    (tmp_path / "old.db").touch()  # a file with no schema yet (no file at all: see status)
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2
     assert "Run `evalbot db upgrade` first" in result.output

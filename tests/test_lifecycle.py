@@ -488,7 +488,7 @@ def test_a_register_corrected_after_the_no_show_notices_went_out(
         "2026-03-16T10:00",
     )
     output = run_tick(cli_env, "2026-03-16T10:05")
-    assert "No-show notices: 1 bookings" in output
+    assert "No-show notices: 1 booking" in output
     assert [to for to, _ in inbox.new()] == [CHLOE, DEV]
     assert "£75" in bodies(smtp, CHLOE)[-1] and "£75" in bodies(smtp, DEV)[-1]
 

@@ -362,3 +362,22 @@ def test_a_booking_active_again_gets_its_surveys_back(world, engine, settings):
         row for row in timeline.rows(invitation_id=end.id) if row.state == OutboxState.PENDING
     ]
     assert [row.due_at for row in revived] == [at("2026-03-17 09:00")]
+
+
+def test_an_impact_survey_three_calendar_months_on_keeps_the_day_of_the_month(
+    world, engine, settings
+):
+    world.standard()
+    policy = load_policy(
+        {"stages": {"impact": {"opens_after": "3mo", "reminders": ["1mo"], "closes_after": "2mo"}}}
+    )
+    timeline = Timeline(engine, settings, policy)
+    timeline.tick("2026-03-02 09:00", deliver=False)
+    impact = timeline.invitation("BK-1001", Stage.IMPACT)
+    # Monday 16 March 16:30 GMT, three calendar months on: 16 June 16:30 (summer time).
+    assert impact.opens_at == at("2026-06-16 16:30")
+    assert impact.closes_at == at("2026-08-16 16:30")
+    # The reminder follows one calendar month after the opening, and not before.
+    assert timeline.tick("2026-06-16 17:00").opened == 2  # both delegates
+    assert timeline.tick("2026-07-15 10:00").reminders == 0
+    assert timeline.tick("2026-07-16 17:00").reminders == 2

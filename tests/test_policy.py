@@ -107,11 +107,11 @@ def test_the_reminder_cap_limits_the_offsets():
     [
         (
             {"stages": {"impact": {"closes_after": 28}}},
-            'policy.stages.impact.closes_after: expected a duration like "28d" or "36h"',
+            'policy.stages.impact.closes_after: expected a duration like "28d", "36h" or "3mo"',
         ),
         (
             {"stages": {"impact": {"closes_after": "four weeks"}}},
-            'policy.stages.impact.closes_after: expected a duration like "28d" or "36h"',
+            'policy.stages.impact.closes_after: expected a duration like "28d", "36h" or "3mo"',
         ),
         ({"windw_start": "08:00"}, "policy.windw_start: not a policy setting"),
         ({"stages": {"impakt": {}}}, "policy.stages.impakt: not a policy setting"),
@@ -159,7 +159,7 @@ def test_a_bad_policy_in_evalbot_toml_stops_every_command(tmp_path: Path, databa
     result = CliRunner().invoke(app, ["tick", "--now", "2026-03-02T09:00", "--dry-run"])
     assert result.exit_code == 2
     assert "policy.stages.impact.closes_after" in result.output
-    assert 'expected a duration like "28d" or "36h"' in result.output
+    assert 'expected a duration like "28d", "36h" or "3mo"' in result.output
 
 
 # --- the calendar --------------------------------------------------------------------------
@@ -233,3 +233,30 @@ def test_times_come_back_in_utc():
     result = next_send_time(local("2026-07-04 10:00"), default_policy(), LONDON)
     assert result.tzinfo == UTC
     assert result == utc("2026-07-06 07:00")
+
+
+def test_months_are_calendar_months_ending_on_the_last_day_when_short():
+    from schedules.calendar import shift
+    from schedules.policy import Span, parse_duration
+
+    assert parse_duration("3mo", "k") == Span(months=3)
+    assert parse_duration("1mo2w", "k") == Span(months=1, delta=timedelta(weeks=2))
+    assert parse_duration("-1mo", "k") == Span(months=-1)
+    assert parse_duration("15m", "k") == timedelta(minutes=15)  # m alone is still minutes
+    assert shift(local("2026-11-30 10:00"), parse_duration("3mo", "k"), LONDON) == local(
+        "2027-02-28 10:00"
+    )
+    assert shift(local("2027-11-30 10:00"), parse_duration("3mo", "k"), LONDON) == local(
+        "2028-02-29 10:00"
+    )
+    assert shift(local("2026-01-15 09:30"), parse_duration("6mo", "k"), LONDON) == local(
+        "2026-07-15 09:30"
+    )
+    assert str(parse_duration("3mo", "k")) == "3 months"
+    policy = load_policy({"stages": {"impact": {"opens_after": "3mo"}}})
+    assert policy.stages[Stage.IMPACT].opens_after == Span(months=3)
+
+
+def test_a_month_reminder_after_a_shorter_closing_is_refused():
+    with pytest.raises(PolicyError, match="'1mo' comes at or after the closing"):
+        load_policy({"stages": {"impact": {"reminders": ["1mo"], "closes_after": "28d"}}})

@@ -289,7 +289,9 @@ def test_submitting_twice_keeps_one_answer(client, session, settings, people):
     assert list(got) == ["knowledge.0"] and got["knowledge.0"].value_num == 3.0
 
 
-def test_unknown_and_expired_tokens_look_the_same(client, session, settings, people, clock):
+def test_an_expired_link_says_its_survey_closed_an_unknown_one_does_not_work(
+    client, session, settings, people, clock
+):
     _invitation, token = invite(
         session, settings, people["alice_booking"], Stage.PRE, closes_at=NOW + timedelta(hours=1)
     )
@@ -297,8 +299,8 @@ def test_unknown_and_expired_tokens_look_the_same(client, session, settings, peo
     clock.now = NOW + timedelta(hours=2)
     expired = client.get(f"/s/{token}")
     unknown = client.get("/s/" + "A" * len(token))
-    assert expired.status_code == unknown.status_code == 404
-    assert expired.text == unknown.text
+    assert expired.status_code == 410 and unknown.status_code == 404
+    assert "This survey has closed" in expired.text and "It closed at" in expired.text
     assert "This link does not work" in unknown.text
     assert client.post("/s/nothing-here", data={"q": "x"}).status_code == 404
 

@@ -12,9 +12,11 @@ from bot.cli import (
     attendance,
     campaigns,
     delivery,
+    demo,
     forms,
     imports,
     people,
+    policy,
     reports,
     service,
     staff,
@@ -47,6 +49,8 @@ for module in (
     people,
     templates,
     staff,
+    policy,
+    demo,
 ):
     module.register(app)
 

@@ -6,7 +6,7 @@ import typer
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.cli.common import load_context
+from bot.cli.common import fail, load_context, load_settings_or_fail, missing_sqlite_file
 from surveys import db
 from surveys.models import Agency, Booking, BookingStatus, CourseSession, Person
 
@@ -26,6 +26,14 @@ def upgrade() -> None:
 
 def status() -> None:
     """Show how many sessions, bookings (by status), people and agencies there are."""
+    missing = missing_sqlite_file(load_settings_or_fail().database_url)
+    if missing is not None:
+        fail(
+            f"There is no Evalbot database here: {missing} does not exist. Run Evalbot in the "
+            "folder that holds its evalbot.toml (or set EVALBOT_DATABASE_URL), or create a new "
+            "database with `evalbot db upgrade`.",
+            code=1,
+        )
     context = load_context()
     with Session(context.engine) as session:
         sessions = session.exec(select(func.count()).select_from(CourseSession)).one()

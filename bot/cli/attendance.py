@@ -27,6 +27,7 @@ from schedules.attendance import (
 from schedules.cancellation import CancelStatus, cancel_booking, facts
 from surveys.db import session_scope
 from surveys.models import Booking, BookingStatus, Course, CourseSession
+from surveys.text import plural
 
 MARK_OPTIONS = {
     "--attended": BookingStatus.ATTENDED,
@@ -372,7 +373,7 @@ def cancel(
         fail(f"Not cancelled: {outcome.message}", code=1)
     typer.echo(outcome.message)
     if outcome.withdrawn:
-        typer.echo(f"Withdrew {outcome.withdrawn} unsent message(s) about this booking.")
+        typer.echo(f"Withdrew {plural(outcome.withdrawn, 'unsent message')} about this booking.")
     for who in outcome.told:
         typer.echo(f"Told: {who}.")
 

@@ -17,12 +17,13 @@ import typer
 from sqlmodel import Session
 
 from bot.campaign_options import campaign_options
-from bot.cli.common import Context, fail, load_context, parse_now
+from bot.cli.common import Context, fail, load_context, load_settings_or_fail, parse_day, parse_now
 from schedules import campaigns
 from schedules.campaign_progress import delivery
-from schedules.campaigns import CampaignError, CampaignPreview
+from schedules.campaigns import CampaignError, CampaignPreview, UnknownScope
 from surveys.db import session_scope
 from surveys.models import Channel, OutboxState
+from surveys.text import plural
 
 app = typer.Typer(
     help="Admin campaigns: remind those with a survey to finish, promote last-minute places, "
@@ -47,23 +48,27 @@ def remind(
     course: str | None = COURSE,
     agency: str | None = typer.Option(None, "--agency", help="Only delegates of this agency."),
     date_from: str | None = typer.Option(
-        None, "--from", help="Sessions on or after this date (YYYY-MM-DD)."
+        None, "--from", help="Sessions on or after this date (31/03/2026 or 2026-03-31)."
     ),
     date_to: str | None = typer.Option(
-        None, "--to", help="Sessions on or before this date (YYYY-MM-DD)."
+        None, "--to", help="Sessions on or before this date (31/03/2026 or 2026-03-31)."
     ),
     dry_run: bool = DRY_RUN,
     yes: bool = YES,
     now: str | None = NOW,
 ) -> None:
     """Remind everyone in scope whose survey is open and unfinished."""
+    zone = load_settings_or_fail().zone
+    start, end = parse_day(date_from, "--from", zone), parse_day(date_to, "--to", zone)
+    if start and end and start > end:
+        fail(f"--from {start:%d/%m/%Y} is after --to {end:%d/%m/%Y}", code=1)
     scope = {
         "stage": stage,
         "session": session_ref,
         "course": course,
         "agency": agency,
-        "date_from": date_from,
-        "date_to": date_to,
+        "date_from": start.isoformat() if start else None,
+        "date_to": end.isoformat() if end else None,
     }
     _campaign("remind", scope, dry_run=dry_run, yes=yes, now=now)
 
@@ -106,6 +111,8 @@ def _campaign(kind: str, raw: dict[str, Any], *, dry_run: bool, yes: bool, now: 
     try:
         with Session(context.engine) as session:
             found = campaigns.preview(session, kind, raw, now=moment, **_options(context))
+    except UnknownScope as exc:
+        fail(f"Campaign not run: {exc}.", code=1)
     except CampaignError as exc:
         fail(f"Campaign not run: {exc}.")
     _show(found, context)
@@ -115,8 +122,9 @@ def _campaign(kind: str, raw: dict[str, Any], *, dry_run: bool, yes: bool, now: 
     if found.to_send == 0:
         typer.echo("Nobody to message: nothing was queued.")
         return
-    if not yes:
-        typer.confirm(f"Queue {found.to_send} messages now?", abort=True)
+    if not yes and not typer.confirm(f"Queue {plural(found.to_send, 'message')} now?"):
+        typer.echo("Nothing sent.")
+        return
     try:
         with (
             session_scope(context.engine) as session,
@@ -135,7 +143,8 @@ def _campaign(kind: str, raw: dict[str, Any], *, dry_run: bool, yes: bool, now: 
     except CampaignError as exc:
         fail(f"Campaign not run: {exc}.")
     counts = campaign.counts
-    typer.echo(f"Recorded as campaign {campaign.id}: {counts.get('queued', 0)} messages queued.")
+    queued = plural(int(counts.get("queued", 0)), "message")
+    typer.echo(f"Recorded as campaign {campaign.id}: {queued} queued.")
     if found.send_at > moment:
         local = found.send_at.astimezone(context.settings.zone)
         typer.echo(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.engine import Engine, make_url
@@ -16,6 +19,7 @@ from typer.core import TyperGroup
 
 from bot.settings import Settings, SettingsError, check_proxies, load_settings
 from schedules.policy import Policy, PolicyError, load_policy
+from surveys.booking_csv import parse_local_datetime
 from surveys.db import SchemaOutOfDate, ensure_current, make_engine
 
 
@@ -72,6 +76,25 @@ def database_problem(exc: OperationalError | InterfaceError) -> str:
     )
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL when it does not exist (connecting would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def load_settings_or_fail() -> Settings:
+    """The settings, or their problem and exit 2 (for checking options before the database)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
 def load_context(*, check_schema: bool = True) -> Context:
     """Settings and a database at the current schema, or a clear message and exit 2."""
     try:
@@ -106,6 +129,22 @@ def proxies_option(value: str | None) -> str | None:
         return check_proxies(value)
     except ValueError as exc:
         fail(f"--forwarded-allow-ips: {exc}")
+
+
+_DAY_SHAPE = re.compile(r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(value: str | None, option: str, zone: ZoneInfo) -> date | None:
+    """A date option (``--from``) written as the booking export writes dates: ``31/03/2026``
+    (UK) or ``2026-03-31``; a clear error naming the option otherwise."""
+    if value is None:
+        return None
+    moment = parse_local_datetime(value, zone, date_only_ok=True)
+    if moment is None or len(value.strip()) > 10:
+        if _DAY_SHAPE.fullmatch(value.strip()):
+            fail(f"{option}: {value!r} is not a real date")
+        fail(f"{option}: expected a date like 31/03/2026 or 2026-03-31, got {value!r}")
+    return moment.astimezone(zone).date()
 
 
 def parse_now(value: str | None, settings: Settings) -> datetime:

@@ -32,6 +32,7 @@ from surveys.models import (
     OutboxState,
 )
 from surveys.outbox_repair import RepairError, clear_address, person_by_email, requeue_dead
+from surveys.text import plural
 
 outbox = typer.Typer(
     help="The outbox, which every message goes through. Alone: what is pending, failed or dead.",
@@ -130,7 +131,7 @@ def retry(
             fail(str(exc))
         done = requeue_dead(session, now=when, actor=context.actor, ids=ids, person=person)
         session.commit()
-    typer.echo(f"Re-queued {len(done.ids)} dead message(s).")
+    typer.echo(f"Re-queued {plural(len(done.ids), 'dead message')}.")
     if done.blocked:
         typer.echo(
             f"{done.blocked} of them are to people whose email address is marked undeliverable; "
@@ -161,7 +162,7 @@ def clear_address_command(
     )
     if done.dead:
         typer.echo(
-            f"{done.dead} dead message(s) to {done.name}: "
+            f"{plural(done.dead, 'dead message')} to {done.name}: "
             f"`evalbot outbox retry --to {done.email}` sends them again."
         )
 

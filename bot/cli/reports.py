@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import typer
 from sqlmodel import Session
 
-from bot.cli.common import fail, load_context, parse_now
+from bot.cli.common import fail, load_context, parse_day, parse_now
 from surveys import csv_safe
 from surveys.models import Stage
 from surveys.report import EXPORT_COLUMNS, QuarterError, export_answers, parse_quarter
+from surveys.text import plural
 
 report_app = typer.Typer(help="Reports for the partnership.", no_args_is_help=True)
 export_app = typer.Typer(help="Data for a partnership's own analysis.", no_args_is_help=True)
@@ -68,26 +70,19 @@ def quarterly(
     typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: expected a date like 2026-03-31, got {value!r}")
-
-
 @export_app.command("answers")
 def answers(
-    out: Path = typer.Option(..., "--out", help="The CSV file to write."),
+    out: Path | None = typer.Option(
+        None, "--out", help="The CSV file to write; without it, the CSV goes to the screen."
+    ),
     stage: list[str] = typer.Option(
         [], "--stage", help="Only this stage (pre, end, impact, manager); repeat for several."
     ),
     date_from: str | None = typer.Option(
-        None, "--from", help="Sessions on or after this date (YYYY-MM-DD, local)."
+        None, "--from", help="Sessions on or after this date (31/03/2026 or 2026-03-31)."
     ),
     date_to: str | None = typer.Option(
-        None, "--to", help="Sessions on or before this date (YYYY-MM-DD, local)."
+        None, "--to", help="Sessions on or before this date (31/03/2026 or 2026-03-31)."
     ),
 ) -> None:
     """Every answer as CSV, one row each, with its booking, course, session and agency."""
@@ -98,13 +93,19 @@ def answers(
             stages.append(Stage(value.strip().lower()))
         except ValueError:
             fail(f"--stage: {value!r} is not a stage; use pre, end, impact or manager")
-    start, end = _day(date_from, "--from"), _day(date_to, "--to")
+    zone = context.settings.zone
+    start, end = parse_day(date_from, "--from", zone), parse_day(date_to, "--to", zone)
     if start and end and start > end:
-        fail(f"--from {start} is after --to {end}")
-    if out.parent and not out.parent.exists():
+        fail(f"--from {start:%d/%m/%Y} is after --to {end:%d/%m/%Y}")
+    if out is not None and out.parent and not out.parent.exists():
         fail(f"--out: the folder {out.parent} does not exist")
     count = 0
-    with Session(context.engine) as session, out.open("w", newline="", encoding="utf-8-sig") as f:
+    target = (
+        out.open("w", newline="", encoding="utf-8-sig")
+        if out is not None
+        else contextlib.nullcontext(sys.stdout)
+    )
+    with Session(context.engine) as session, target as f:
         writer = csv_safe.writer(f)
         writer.writerow(EXPORT_COLUMNS)
         for row in export_answers(
@@ -116,7 +117,8 @@ def answers(
         ):
             writer.writerow(row)
             count += 1
-    typer.echo(f"Wrote {count} answers to {out}.")
+    if out is not None:
+        typer.echo(f"Wrote {plural(count, 'answer')} to {out}.")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from bot.cli.common import FORWARDED_ALLOW_IPS, Context, load_context, parse_now
 from bot.mail_erasure import finish_erasure
 from schedules.planning import UNSENT
 from schedules.tick import tick
+from schedules.waiting import holding
 from surveys.models import OutboxMessage
 
 
@@ -54,6 +55,8 @@ def tick_command(
     if report.erasure is not None:
         finish_erasure(context.engine, settings.mail_dir, report.erasure.traces)
     deliver(context, moment)
+    with Session(context.engine) as session:
+        typer.echo(holding(session, moment, context.policy, settings.zone))
 
 
 def deliver(context: Context, now: datetime) -> None:

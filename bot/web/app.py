@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.branding import logo_type
 from bot.settings import Settings
-from bot.templating import LOGO_PATH
+from bot.templating import LOGO_PATH, environment
 from bot.web import admin, bookings, register, telegram_hook, unsubscribe
 from bot.web import surveys as survey_form
+from bot.web.security import PRIVATE_HEADERS
 from surveys.db import make_engine
+
+_ERRORS = {
+    404: ("Page not found", "There is no page at this address."),
+    405: ("This page cannot do that", "This address does not accept that kind of request."),
+}
+
+
+def _web_page(settings: Settings, name: str, status: int = 200, **context: object) -> HTMLResponse:
+    html = (
+        environment()
+        .get_template(f"web/{name}.html")
+        .render(
+            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
+        )
+    )
+    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -35,6 +55,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             media_type=logo_type(settings.logo),
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+    @app.get("/", response_class=HTMLResponse)
+    def home() -> HTMLResponse:
+        """What this is: the partnership's training evaluation; links arrive by email."""
+        return _web_page(settings, "home", page_title="Training evaluation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person's browser gets a page naming the training team; programs keep JSON."""
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if not wants_html or exc.status_code not in _ERRORS:
+            return await http_exception_handler(request, exc)
+        title, message = _ERRORS[exc.status_code]
+        return _web_page(settings, "error", exc.status_code, page_title=title, message=message)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -59,7 +59,9 @@ def _page(
     html = (
         environment()
         .get_template(f"web/{name}.html")
-        .render(partnership=settings.partnership_name, admin_email=settings.admin_email, **context)
+        .render(
+            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
+        )
     )
     return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
 

@@ -44,6 +44,8 @@ from surveys.db import session_scope
 from surveys.engine import AnswerError, QuestionView, Survey, UnknownQuestion
 from surveys.models import (
     Booking,
+    BookingStatus,
+    InvitationStatus,
     Link,
     LinkPurpose,
     Stage,
@@ -64,7 +66,9 @@ def _page(
     html = (
         environment()
         .get_template(f"web/{name}.html")
-        .render(partnership=settings.partnership_name, admin_email=settings.admin_email, **context)
+        .render(
+            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
+        )
     )
     return HTMLResponse(html, status_code=status, headers={**PRIVATE_HEADERS, **(headers or {})})
 
@@ -82,10 +86,14 @@ def _invitation(
     request: Request, session: Session, settings: Settings, token: str, now: datetime
 ) -> SurveyInvitation | HTMLResponse:
     """The token's invitation, or the page to show instead (slow down, or unknown)."""
-    invitation = _invitation_for_token(session, token, now)
-    if invitation is None:
+    found = _invitation_for_token(session, token, now)
+    if found is None:
         wait = bad_token_limiter(request).unknown(client_address(request), now)
         return _busy(settings, wait) if wait else _unknown(settings)
+    invitation, expired = found
+    if expired:
+        # A real link whose survey has closed: say so, and when, rather than "does not work".
+        return _state_page(session, settings, invitation, "closed", now)
     return invitation
 
 
@@ -98,16 +106,19 @@ _BY_TOKEN = (
 )
 
 
-def _invitation_for_token(session: Session, token: str, now: datetime) -> SurveyInvitation | None:
+def _invitation_for_token(
+    session: Session, token: str, now: datetime
+) -> tuple[SurveyInvitation, bool] | None:
+    """The token's invitation and whether the link has expired (its survey closed), or None."""
     if not token or len(token) > 100:
         return None
     found = session.exec(_BY_TOKEN, params={"digest": token_hash(token)}).first()
     if found is None:
         return None
     invitation, expires_at, used_at = found
-    if (expires_at is not None and expires_at <= now) or used_at is not None:
+    if used_at is not None:
         return None
-    return invitation
+    return invitation, expires_at is not None and expires_at <= now
 
 
 @dataclass
@@ -257,13 +268,34 @@ def _state_page(
         }
         return _page(settings, "survey_finished", context)
     opens = local_time(invitation.opens_at, settings.timezone) if state == "not open" else ""
+    if not opens and _marked_absent(session, invitation):
+        context = {"header": header, "page_title": "The register shows you did not attend"}
+        return _page(settings, "survey_absent", context, status=410)
+    closed = invitation.closes_at <= now
     context = {
         "header": header,
         "not_open_yet": state == "not open",
         "opens": opens,
+        "closed_on": (
+            local_time(invitation.closes_at, settings.timezone, "%H:%M on %A %-d %B %Y")
+            if closed
+            else ""
+        ),
         "page_title": "This survey is not open yet" if opens else "This survey has closed",
     }
     return _page(settings, "survey_closed", context, status=200 if opens else 410)
+
+
+def _marked_absent(session: Session, invitation: SurveyInvitation) -> bool:
+    """A delegate's end-of-course survey withdrawn because the register shows them absent."""
+    if invitation.stage != Stage.END or invitation.status != InvitationStatus.WITHDRAWN:
+        return False
+    booking = session.get(Booking, invitation.booking_id)
+    return (
+        booking is not None
+        and booking.delegate_id == invitation.person_id
+        and booking.status == BookingStatus.NO_SHOW
+    )
 
 
 @router.api_route("/s/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)

@@ -41,7 +41,9 @@ def _page(settings: Settings, context: dict[str, Any], status: int = 200) -> HTM
     html = (
         environment()
         .get_template("web/unsubscribe.html")
-        .render(partnership=settings.partnership_name, admin_email=settings.admin_email, **context)
+        .render(
+            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
+        )
     )
     return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
 
