@@ -9,6 +9,9 @@ with (references, people's stored values, sessions) is kept.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,15 +66,16 @@ def import_bookings(
     export = Export(data, zone)
     writer: Writer | None = None
     rows: list[Row] = []
-    for row in export.rows():
-        if writer is None:
-            writer = Writer(session, now, actor, export.columns)
-        rows.append(row)
-        if len(rows) >= chunk:
+    with _fewer_collections():
+        for row in export.rows():
+            if writer is None:
+                writer = Writer(session, now, actor, export.columns)
+            rows.append(row)
+            if len(rows) >= chunk:
+                writer.take(rows, export.problems)
+                rows = []
+        if writer is not None:
             writer.take(rows, export.problems)
-            rows = []
-    if writer is not None:
-        writer.take(rows, export.problems)
     export.finish()
     assert writer is not None  # finish() refuses a file without rows
     writer.finish(export.courses())
@@ -96,6 +100,22 @@ def import_bookings(
         bookings_updated=result.bookings.updated,
     )
     return result
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cycle collector less often while an export is read and written.
+
+    An import makes millions of small objects, most of them kept until it ends; at the
+    collector's usual pace (a pass every 700 new objects) the passes cost about a sixth of the
+    import's time. Cycles are still collected, at a slower pace; the usual one comes back after.
+    """
+    usual = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*usual)
 
 
 def import_file(
