@@ -25,6 +25,7 @@ PATHS: dict[LinkPurpose, str] = {
     LinkPurpose.REASON: "/reason/",
     LinkPurpose.CERTIFICATE: "/certificate/",
     LinkPurpose.UNSUBSCRIBE: "/unsubscribe/",
+    LinkPurpose.OFFER: "/offer/",
 }
 
 

@@ -166,7 +166,13 @@ def render_telegram(
         html=body,
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
+        buttons=link_buttons(message.context.get("buttons") or [], context["links"]),
     )
+
+
+def link_buttons(rows: list[list[list[str]]], links: dict[str, str]) -> list[list[tuple[str, str]]]:
+    """A context's ``buttons`` (rows of ``[label, link name]``) as Telegram URL buttons."""
+    return [[(label, links[name]) for label, name in row if name in links] for row in rows]
 
 
 def render(

@@ -153,6 +153,7 @@ class Runner:
                 secret=self.settings.secret,
                 definitions_dir=self.settings.survey_definitions_dir,
                 telegram=self.settings.telegram_token is not None,
+                admin_email=self.settings.admin_email,
             )
         except Exception:
             log.exception("the tick at %s failed; the next one tries again", now.isoformat())

@@ -31,6 +31,7 @@ from schedules.planning import (
     withdraw_invitations,
 )
 from schedules.policy import Policy
+from schedules.waitlist import place_offered, release_place
 from surveys import audit, outbox, tokens
 from surveys.models import (
     Agency,
@@ -326,7 +327,22 @@ def cancel_booking(
         withdrawn=withdrawn,
     )
     if new_status is BookingStatus.CANCELLED:
-        told = _in_time_notices(session, found, now=now, actor=actor, admin_email=admin_email)
+        if release_place(
+            session,
+            booking,
+            found.course_session,
+            found.course,
+            reason="cancelled",
+            now=now,
+            policy=policy,
+            zone=zone,
+        ):
+            # Someone is waiting: the tick offers them the place; the coordinator hears only
+            # if nobody on the list takes it.
+            told = _confirm_cancellation(session, found, now=now, late=False, charge=None)
+            told.append("the waiting list (the place is offered to the first in line)")
+        else:
+            told = _in_time_notices(session, found, now=now, actor=actor, admin_email=admin_email)
         message = (
             f"Booking {booking.ref} for {found.course.title} is cancelled. The place has been "
             "released and there is no charge."
@@ -570,6 +586,11 @@ def nomination_problem(session: Session, booking: Booking, *, now: datetime) -> 
         return f"Booking {booking.ref} is {booking.status}, so there is no place to pass on."
     if found.course_session.status == SessionStatus.CANCELLED:
         return "The session has been cancelled, so there is no place to pass on."
+    if place_offered(session, booking):
+        return (
+            "The nomination deadline has passed and the place has been offered to the "
+            "session's waiting list."
+        )
     if now >= found.course_session.starts_at:
         return "The course has already started, so it is too late to nominate a replacement."
     return None

@@ -77,6 +77,14 @@ class Policy(BaseModel):
     register_reminder_after: timedelta = timedelta(hours=24)
     refresher_years: int = 2
     no_show_alert_rate: float = 0.15  # the quarterly report flags courses above this
+    # The waiting list (``schedules.waitlist``): how long a place offer stays open, the working
+    # days before the start after which no place is offered, how long a manager has to nominate
+    # a colleague after a late cancellation before the place goes to the waiting list, and the
+    # working days before the start at which a session under its minimum is reported.
+    offer_hours: int = 24
+    offer_closes_before: int = 1
+    nomination_hours: int = 4
+    min_places_check: int = 10
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -132,6 +140,10 @@ _TOP_KEYS = (
     "register_reminder_after",
     "refresher_years",
     "no_show_alert_rate",
+    "offer_hours",
+    "offer_closes_before",
+    "nomination_hours",
+    "min_places_check",
     "courses",
 )
 
@@ -239,6 +251,10 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "register_reminder_after": _non_negative_duration,
     "refresher_years": _whole(1),
     "no_show_alert_rate": _rate,
+    "offer_hours": _whole(1),
+    "offer_closes_before": _whole(0),
+    "nomination_hours": _whole(0),
+    "min_places_check": _whole(0),
 }
 
 

@@ -16,6 +16,7 @@ from bot.cli import (
     people,
     reports,
     service,
+    waitlist,
 )
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
 
 for module in (admin, imports, forms, delivery, service, attendance, campaigns, reports, people):
     module.register(app)
+waitlist.register(app)
 
 
 def main() -> None:

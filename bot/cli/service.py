@@ -41,6 +41,7 @@ def tick_command(
         definitions_dir=settings.survey_definitions_dir,
         telegram=settings.telegram_token is not None,
         dry_run=dry_run,
+        admin_email=settings.admin_email,
     )
     local = moment.astimezone(settings.zone)
     heading = "Dry run: nothing was changed or sent" if dry_run else "Tick"

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
-from bot.web import bookings, telegram_hook, unsubscribe
+from bot.web import bookings, offers, telegram_hook, unsubscribe
 from bot.web import surveys as survey_form
 from surveys.db import make_engine
 
@@ -18,6 +18,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine(settings.database_url)
     app.include_router(survey_form.router)
     app.include_router(bookings.router)
+    app.include_router(offers.router)
     app.include_router(unsubscribe.router)
     app.include_router(telegram_hook.router)
 
