@@ -197,6 +197,8 @@ def offer_next(
         "booking_ref": booking.ref,
         "delegate_name": delegate.name,
         "expires_at": expires_at.isoformat(),
+        # For people: "by 23:59 on Friday" rather than "by 00:00 on Saturday".
+        "accept_until": (expires_at - timedelta(minutes=1)).isoformat(),
         "links": {"accept": [LinkPurpose.OFFER.value, offer_subject(offer)]},
         # A Telegram button for the link: [[label, link name]] rows.
         "buttons": [[["Accept the place", "accept"]]],

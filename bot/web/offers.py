@@ -8,7 +8,7 @@ a refused accept changes nothing and says why.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -92,7 +92,9 @@ def offer_page(
     context = {
         "page_title": "A place for you",
         "details": _details(found, settings),
-        "expires": local_time(found.offer.expires_at, settings.timezone, "%A %-d %B %Y at %H:%M"),
+        "expires": local_time(
+            found.offer.expires_at - timedelta(minutes=1), settings.timezone, "%H:%M on %A %-d %B %Y"
+        ),
         "csrf": form_token(settings.secret, _scope(found)),
     }
     return _page(settings, "offer", context)
