@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from jinja2 import Template, TemplateError, TemplateNotFound
 from sqlmodel import Session
 
+from bot import calendar_invite
 from bot.channels.base import Outgoing
 from bot.links import render_links, url_for
 from bot.settings import Settings
@@ -130,6 +131,14 @@ def render_email(
         "To": formataddr((recipient_name, recipient), charset="utf-8"),
         "Date": format_datetime(now),
     }
+    invite = calendar_invite.invitation(
+        message.template,
+        context,
+        mail_from=settings.mail_from,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        now=now,
+    )
     if "unsubscribe_url" in context:
         # RFC 8058: a mail client may offer one-click unsubscribe, POSTing to this URL.
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
@@ -143,6 +152,7 @@ def render_email(
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
         headers=headers,
+        attachments=(invite,) if invite is not None else (),
     )
 
 

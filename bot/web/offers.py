@@ -92,8 +92,11 @@ def offer_page(
     context = {
         "page_title": "A place for you",
         "details": _details(found, settings),
+        # For people: "until 23:59 on Friday" rather than "until 00:00 on Saturday".
         "expires": local_time(
-            found.offer.expires_at - timedelta(minutes=1), settings.timezone, "%H:%M on %A %-d %B %Y"
+            found.offer.expires_at - timedelta(minutes=1),
+            settings.timezone,
+            "%H:%M on %A %-d %B %Y",
         ),
         "csrf": form_token(settings.secret, _scope(found)),
     }
