@@ -32,7 +32,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from schedules.calendar import next_send_time, working_days_before
-from schedules.planning import chunks, session_context
+from schedules.planning import OUTBOX_TABLE, chunks, outbox_row, session_context
+from schedules.planning import _bulk_insert as bulk_insert
 from schedules.policy import Policy
 from surveys import audit, outbox
 from surveys.models import (
@@ -255,12 +256,11 @@ def after_inactive(
                 )
             ).all()
         )
+    waiting = []
     for booking, course_session, course in rows:
         if booking.status == BookingStatus.WAITING:
-            if course_session.status == SessionStatus.SCHEDULED:
-                tell_position(
-                    session, booking, course_session, course, now=now, policy=policy, zone=zone
-                )
+            if course_session.status == SessionStatus.SCHEDULED and now < course_session.starts_at:
+                waiting.append((booking, course_session, course))
         elif now < course_session.starts_at:
             reason = "late" if booking.status == BookingStatus.LATE_CANCELLATION else "cancelled"
             release_place(
@@ -273,40 +273,58 @@ def after_inactive(
                 policy=policy,
                 zone=zone,
             )
+    tell_positions(session, waiting, now=now, policy=policy, zone=zone)
 
 
-def tell_position(
+def tell_positions(
     session: Session,
-    booking: Booking,
-    course_session: CourseSession,
-    course: Course,
+    entries: Sequence[tuple[Booking, CourseSession, Course]],
     *,
     now: datetime,
     policy: Policy,
     zone: ZoneInfo,
-) -> bool:
-    """Queue ``waitlist-joined``: "you are on the waiting list, number N"."""
-    if now >= course_session.starts_at:
-        return False
-    delegate = session.get(Person, booking.delegate_id)
-    assert delegate is not None and booking.id is not None
-    position = waiting_ids(session, course_session.id or 0).index(booking.id) + 1
-    context = session_context(course_session, course) | {
-        "booking_ref": booking.ref,
-        "delegate_name": delegate.name,
-        "position": position,
-    }
-    queued = outbox.enqueue(
-        session,
-        key=f"booking:{booking.id}:waitlist-joined",
-        person=delegate,
-        template=WAITLIST_JOINED,
-        context=context,
-        due_at=next_send_time(now, policy.for_course(course.title), zone),
-        kind=MessageKind.NOTICE,
-        booking_id=booking.id,
-    )
-    return queued is not None
+) -> int:
+    """Queue each entry's ``waitlist-joined`` ("you are on the waiting list, number N"), in
+    bulk: an import may put thousands on waiting lists at once. Returns how many were queued."""
+    if not entries:
+        return 0
+    people: dict[int, Person] = {}
+    delegate_ids = sorted({booking.delegate_id for booking, _, _ in entries})
+    for part in chunks(delegate_ids):
+        people.update(
+            (person.id, person)
+            for person in session.exec(select(Person).where(col(Person.id).in_(part))).all()
+            if person.id is not None
+        )
+    positions: dict[int, dict[int, int]] = {}
+    rows = []
+    for booking, course_session, course in entries:
+        session_id = course_session.id or 0
+        if session_id not in positions:
+            positions[session_id] = {
+                booking_id: number
+                for number, booking_id in enumerate(waiting_ids(session, session_id), start=1)
+            }
+        delegate = people[booking.delegate_id]
+        context = session_context(course_session, course) | {
+            "booking_ref": booking.ref,
+            "delegate_name": delegate.name,
+            "position": positions[session_id][booking.id or 0],
+        }
+        rows.append(
+            outbox_row(
+                key=f"booking:{booking.id}:waitlist-joined",
+                person=delegate,
+                template=WAITLIST_JOINED,
+                context=context,
+                due_at=next_send_time(now, policy.for_course(course.title), zone),
+                kind=MessageKind.NOTICE,
+                booking_id=booking.id,
+                invitation_id=None,
+                created_at=now,
+            )
+        )
+    return bulk_insert(session, OUTBOX_TABLE, rows, "idempotency_key", [])
 
 
 # -- A cancelled session --------------------------------------------------------------------------
