@@ -12,9 +12,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Index, String, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
-from surveys.models import UTCDateTime
+from surveys.models import Booking, UTCDateTime
+
+# A session's waiting list (and its counts by status) is read by session and status together.
+BOOKING_SESSION_STATUS = Index(
+    "ix_booking_session_status", col(Booking.session_id), col(Booking.status)
+)
 
 
 class VacancyState(StrEnum):

@@ -18,6 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_booking_session_status", "booking", ["session_id", "status"])
     with op.batch_alter_table("course_session", schema=None) as batch_op:
         batch_op.add_column(sa.Column("places_checked_at", UTCDateTime(timezone=True), nullable=True))
     op.create_table(
@@ -63,5 +64,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("place_offer")
     op.drop_table("vacancy")
+    op.drop_index("ix_booking_session_status", table_name="booking")
     with op.batch_alter_table("course_session", schema=None) as batch_op:
         batch_op.drop_column("places_checked_at")
