@@ -271,6 +271,12 @@ def test_an_offer_not_taken_in_time_passes_to_the_next_and_its_link_then_refuses
     xavier_path = link_in(xavier[0].text, "/offer/")
     assert post_accept(client, session, charged, xavier_path).status_code == 200
     assert status_of(session, "BK-W2") == "booked"
+    # Wen's old link, now that the place went to Xavier: a clear page, nothing changes.
+    code, text = accept_page(client, wen_path)
+    assert code == 409 and "This place has already gone to someone else" in text
+    refused = post_accept(client, session, charged, wen_path)
+    assert refused.status_code == 409 and "already gone to someone else" in refused.text
+    assert status_of(session, "BK-W1") == "waiting"
 
 
 def test_when_the_whole_list_lets_the_offers_lapse_the_coordinator_is_told(
