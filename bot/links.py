@@ -27,6 +27,7 @@ PATHS: dict[LinkPurpose, str] = {
     LinkPurpose.UNSUBSCRIBE: "/unsubscribe/",
     LinkPurpose.REGISTER: "/register/",
     LinkPurpose.STAFF_SIGN_IN: "/admin/sign-in/",
+    LinkPurpose.OFFER: "/offer/",
 }
 
 

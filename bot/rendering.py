@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, Template, TemplateError, TemplateNotFound
 from sqlmodel import Session
 
+from bot import calendar_invite
 from bot.channels.base import Outgoing
 from bot.links import render_links, url_for
 from bot.settings import Settings
@@ -132,6 +133,14 @@ def render_email(
         "To": formataddr((recipient_name, recipient), charset="utf-8"),
         "Date": format_datetime(now),
     }
+    invite = calendar_invite.invitation(
+        message.template,
+        context,
+        mail_from=settings.mail_from,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        now=now,
+    )
     if "unsubscribe_url" in context:
         # RFC 8058: a mail client may offer one-click unsubscribe, POSTing to this URL.
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
@@ -145,6 +154,7 @@ def render_email(
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
         headers=headers,
+        attachments=(invite,) if invite is not None else (),
     )
 
 
@@ -168,7 +178,13 @@ def render_telegram(
         html=body,
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
+        buttons=link_buttons(message.context.get("buttons") or [], context["links"]),
     )
+
+
+def link_buttons(rows: list[list[list[str]]], links: dict[str, str]) -> list[list[tuple[str, str]]]:
+    """A context's ``buttons`` (rows of ``[label, link name]``) as Telegram URL buttons."""
+    return [[(label, links[name]) for label, name in row if name in links] for row in rows]
 
 
 def render(

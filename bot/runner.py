@@ -184,6 +184,7 @@ class Runner:
                 definitions_dir=self.settings.survey_definitions_dir,
                 telegram=self.settings.telegram_token is not None,
                 retention_years=self.settings.retention_years,
+                admin_email=self.settings.admin_email,
             )
             if report.erasure is not None:
                 await asyncio.to_thread(

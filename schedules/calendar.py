@@ -89,12 +89,18 @@ def cancellation_cutoff(starts_at: datetime, policy: Policy, zone: ZoneInfo) -> 
     """
     if policy.cutoff_hours is not None:
         return starts_at - timedelta(hours=policy.cutoff_hours)
+    return working_days_before(starts_at, policy.cutoff_working_days, policy, zone)
+
+
+def working_days_before(starts_at: datetime, days: int, policy: Policy, zone: ZoneInfo) -> datetime:
+    """The end of the working day that is ``days`` working days before the session's date (UTC):
+    with 1, a Monday session's is midnight at the end of Friday. With 0, the start itself."""
+    if days == 0:
+        return starts_at
     day = starts_at.astimezone(zone).date()
     counted = 0
-    while counted < policy.cutoff_working_days:
+    while counted < days:
         day -= timedelta(days=1)
         if is_working_day(day, policy):
             counted += 1
-    if policy.cutoff_working_days == 0:
-        return starts_at
     return _local(day + timedelta(days=1), time(0, 0), zone)

@@ -134,6 +134,8 @@ class SessionFacts(Protocol):
     def online(self) -> bool: ...
     @property
     def schedule_version(self) -> int: ...
+    @property
+    def joining_link(self) -> str | None: ...
 
 
 class CourseFacts(Protocol):
@@ -220,6 +222,9 @@ def session_context(course_session: SessionFacts, course: CourseFacts) -> dict[s
         "session_ends_at": course_session.ends_at.isoformat(),
         "venue": course_session.venue or "",
         "online": course_session.online,
+        "joining_link": course_session.joining_link,
+        # The calendar invitation's SEQUENCE counts from it (``bot.calendar_invite``).
+        "schedule_version": course_session.schedule_version,
     }
 
 
@@ -575,6 +580,7 @@ class _Session:
     status: SessionStatus
     schedule_version: int
     previous_starts_at: datetime | None
+    joining_link: str | None
 
 
 @dataclass(frozen=True)
@@ -703,6 +709,7 @@ class Planner:
                 s.status.label("session_status"),
                 s.schedule_version,
                 s.previous_starts_at,
+                s.joining_link,
                 c.id.label("course_id"),
                 c.title,
                 c.duration,
@@ -728,6 +735,7 @@ class Planner:
                     SessionStatus(r.session_status),
                     r.schedule_version,
                     r.previous_starts_at,
+                    r.joining_link,
                 )
             course = courses.get(r.course_id)
             if course is None:

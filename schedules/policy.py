@@ -143,6 +143,14 @@ class Policy(BaseModel):
     cancellation_terms: str = ""
     no_show_terms: str = ""
     accessibility_statement: str = ""
+    # The waiting list (``schedules.waitlist``): how long a place offer stays open, the working
+    # days before the start after which no place is offered, how long a manager has to nominate
+    # a colleague after a late cancellation before the place goes to the waiting list, and the
+    # working days before the start at which a session under its minimum is reported.
+    offer_hours: int = 24
+    offer_closes_before: int = 1
+    nomination_hours: int = 4
+    min_places_check: int = 10
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -201,6 +209,10 @@ TOP_KEYS = (
     "cancellation_terms",
     "no_show_terms",
     "accessibility_statement",
+    "offer_hours",
+    "offer_closes_before",
+    "nomination_hours",
+    "min_places_check",
     "courses",
 )
 
@@ -338,6 +350,10 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "cancellation_terms": _text,
     "no_show_terms": _text,
     "accessibility_statement": _text,
+    "offer_hours": _whole(1),
+    "offer_closes_before": _whole(0),
+    "nomination_hours": _whole(0),
+    "min_places_check": _whole(0),
 }
 
 

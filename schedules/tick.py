@@ -4,8 +4,10 @@ The schedule is data (invitations and outbox rows), so a tick only compares it w
 every minute, or once after a day's downtime, it does what has fallen due since and no more.
 In order:
 
-1. close invitations whose time is up; withdraw what belongs to bookings no longer active
-   (cancelled, replaced, no-show);
+1. close invitations whose time is up; move new bookings beyond a full session's
+   ``max_places`` to its waiting list; withdraw what belongs to bookings no longer active
+   (cancelled, replaced, no-show, waiting), tell each new waiting-list entry its number and
+   release each cancelled place to the waiting list (``schedules.waitlist``);
 2. plan new and moved bookings, and cancelled sessions (``schedules.planning``);
 3. open invitations whose time has come (and close any that planning moved into the past),
    withdraw unsent survey messages of invitations finished, closed or withdrawn, and queue the
@@ -14,7 +16,10 @@ In order:
 5. remind the trainer of a register still open ``register_reminder_after`` after the end;
 6. turn closed registers into no-show notices (``schedules.attendance``);
 7. queue refresher reminders (``schedules.refresher``);
-8. hold what would go out outside the sending window (after downtime, say) until it opens.
+8. the waiting list: tell the waiting entries of cancelled sessions, lapse and make place
+   offers (``schedules.offers``), and report sessions under their minimum at
+   ``min_places_check``;
+9. hold what would go out outside the sending window (after downtime, say) until it opens.
 
 Every step is idempotent: a second tick at the same ``now`` finds nothing to do. Several
 processes may tick at once: each row is claimed with a conditional update before anything is
@@ -40,9 +45,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from schedules.attendance import process_closed_registers
-from schedules.calendar import in_window, next_send_time, shift
+from schedules.calendar import in_window, next_send_time
 from schedules.cancellation import record_late_cancellation_charges
 from schedules.certificates import queue_certificate_notices
+from schedules.offers import OfferReport, run_offers
 from schedules.planning import (
     BOOKING_INACTIVE,
     BOOKING_TABLE,
@@ -53,30 +59,25 @@ from schedules.planning import (
     OUTBOX_TABLE,
     REMINDER,
     UNSENT,
-    FirstQuestions,
     PlanReport,
     chunks,
     plan,
     queue_invitation_messages,
-    queue_survey_message,
-    select_open_invitations,
-    signature,
-    stage_times,
     withdraw_invitations,
     withdraw_messages,
     withdraw_unsent,
 )
-from schedules.policy import Policy, StagePolicy
+from schedules.policy import Policy
 from schedules.refresher import queue_refresher_reminders
 from schedules.register_reminders import remind_registers
+from schedules.reminders import queue_reminders
 from schedules.retention import erase_expired
+from schedules.sessions import check_under_filled, overflow_to_waiting
+from schedules.waitlist import after_inactive, tell_cancelled_sessions
 from surveys.models import (
     Booking,
-    CourseSession,
     InvitationStatus,
-    MessageKind,
     OutboxMessage,
-    Stage,
     SurveyInvitation,
 )
 from surveys.people import Erasure
@@ -108,6 +109,10 @@ class TickReport:
     refresher_reminders: int = 0
     charges: int = 0  # late cancellations charged, not replaced by the start
     certificates: int = 0  # certificate-ready notices queued
+    waitlisted: int = 0  # new bookings beyond a full session's maximum, put on its waiting list
+    waiting_told_cancelled: int = 0  # waiting-list entries of cancelled sessions, told
+    offers: OfferReport = field(default_factory=OfferReport)
+    under_filled: int = 0  # sessions under their minimum, reported to the coordinator
     queued: Counter[str] = field(default_factory=Counter)  # every message queued, by template
     held: int = 0  # due outside the sending window: moved to its next opening
     due: int = 0  # messages due for delivery at ``now`` after the tick
@@ -134,6 +139,11 @@ class TickReport:
             f"Refresher reminders: {self.refresher_reminders}",
             f"Late cancellations charged: {self.charges}",
             f"Certificate notices: {self.certificates}",
+            f"Waiting list: {self.waitlisted} new bookings beyond the maximum put on it; "
+            f"{self.waiting_told_cancelled} told their session was cancelled",
+            f"Place offers: {self.offers.offered} made, {self.offers.lapsed} lapsed, "
+            f"{self.offers.unfilled} places nobody on the list took",
+            f"Sessions under their minimum reported: {self.under_filled}",
             f"Held for the sending window: {self.held}",
             f"People erased, past the retention period: {self.erased}",
         ]
@@ -157,12 +167,14 @@ def tick(
     telegram: bool = True,
     dry_run: bool = False,
     batch_size: int = 1000,
+    admin_email: str | None = None,
     retention_years: int = 0,
 ) -> TickReport:
     """One pass of everything due at ``now`` (aware); see the module's docstring.
 
     ``definitions_dir`` is where the partnership's survey definitions are (for the first
     question an invitation shows); ``telegram`` whether messages may offer a Telegram link;
+    ``admin_email`` the coordinator's address (places nobody took, under-filled sessions);
     ``retention_years`` (0: none) how long people are kept after their last session.
     """
     if now.tzinfo is None:
@@ -188,7 +200,15 @@ def tick(
             first_id = session.exec(select(func.max(OutboxMessage.id))).one() or 0
             # Close first: a survey past its closing is closed, whatever became of its booking.
             report.closed = runner.run(lambda: close_due(session, now))
-            report.bookings_withdrawn, withdrawn = runner.run(lambda: withdraw_inactive(session))
+            report.waitlisted = runner.run(lambda: overflow_to_waiting(session, now=now))
+            report.bookings_withdrawn, withdrawn = runner.run(
+                lambda: withdraw_inactive(
+                    session,
+                    then=lambda ids: after_inactive(
+                        session, ids, now=now, policy=policy, zone=zone
+                    ),
+                )
+            )
             report.messages_withdrawn += withdrawn
             report.plan = runner.run(
                 lambda: plan(
@@ -224,6 +244,24 @@ def tick(
             report.certificates = runner.run(
                 lambda: queue_certificate_notices(
                     session, now=now, policy=policy, zone=zone, secret=secret
+                )
+            )
+            report.waiting_told_cancelled = runner.run(
+                lambda: tell_cancelled_sessions(session, now=now)
+            )
+            report.offers = runner.run(
+                lambda: run_offers(
+                    session,
+                    now=now,
+                    policy=policy,
+                    zone=zone,
+                    secret=secret,
+                    admin_email=admin_email,
+                )
+            )
+            report.under_filled = runner.run(
+                lambda: check_under_filled(
+                    session, now=now, policy=policy, zone=zone, admin_email=admin_email
                 )
             )
             report.held = runner.run(lambda: hold_for_window(session, now, policy, zone))
@@ -321,8 +359,11 @@ def hold_for_window(session: Session, now: datetime, policy: Policy, zone: ZoneI
     return len(held)
 
 
-def withdraw_inactive(session: Session) -> tuple[int, int]:
-    """Bookings cancelled, replaced or marked no-show: withdraw their surveys and planned messages.
+def withdraw_inactive(
+    session: Session, *, then: Callable[[list[int]], None] | None = None
+) -> tuple[int, int]:
+    """Bookings cancelled, replaced, marked no-show or waiting: withdraw their surveys and
+    planned messages; ``then`` is called with the ids claimed, in the same transaction.
 
     Returns (bookings, messages). Each booking is claimed by setting its ``planned_version`` to
     ``BOOKING_INACTIVE``, so it is done once; should it become active again (a register
@@ -352,6 +393,8 @@ def withdraw_inactive(session: Session) -> tuple[int, int]:
         return 0, 0
     messages = withdraw_unsent(session, claimed, "the booking is no longer active")
     withdraw_invitations(session, claimed)
+    if then is not None:
+        then(claimed)
     return len(claimed), messages
 
 
@@ -406,98 +449,3 @@ def withdraw_answered(session: Session, now: datetime) -> int:
         )
     ).scalars()
     return withdraw_messages(session, list(done), "the survey is finished or closed")
-
-
-def reminder_base(
-    stage: StagePolicy, course_session: CourseSession, sent_at: datetime, zone: ZoneInfo
-) -> datetime:
-    """What a stage's reminder offsets count from: the opening, or the invitation's sending if
-    the sending window held it back, so a reminder never arrives with its invitation."""
-    opens_at, _ = stage_times(course_session, stage, zone)
-    return max(opens_at, sent_at)
-
-
-def reminders_due(stage: StagePolicy, base: datetime, now: datetime, zone: ZoneInfo) -> int:
-    """How many of the stage's reminders (within its cap) have fallen due by ``now``."""
-    return sum(1 for offset in stage.reminder_offsets() if shift(base, offset, zone) <= now)
-
-
-def queue_reminders(
-    session: Session,
-    *,
-    now: datetime,
-    policy: Policy,
-    zone: ZoneInfo,
-    secret: bytes,
-    definitions_dir: Path | None = None,
-    telegram: bool = True,
-) -> int:
-    """Queue the due reminder of each open, unfinished invitation; returns how many.
-
-    After downtime several reminders may have fallen due at once: only the last is sent.
-    """
-    rows = session.exec(select_open_invitations(now)).all()
-    candidates = []
-    for invitation, booking, course_session, course in rows:
-        stage = policy.for_course(course.title).stage(Stage(invitation.stage))
-        offsets = stage.reminder_offsets()
-        if invitation.reminders_sent >= len(offsets):
-            continue
-        opens_at, _ = stage_times(course_session, stage, zone)
-        if shift(opens_at, offsets[invitation.reminders_sent], zone) > now:
-            continue  # not due even counted from the opening
-        candidates.append((invitation, booking, course_session, course, stage))
-    if not candidates:
-        return 0
-    sent = dict(
-        session.exec(
-            select(OutboxMessage.invitation_id, func.min(OutboxMessage.sent_at))
-            .where(
-                col(OutboxMessage.invitation_id).in_([row[0].id for row in candidates]),
-                OutboxMessage.template == INVITATION,
-                col(OutboxMessage.sent_at).is_not(None),
-            )
-            .group_by(col(OutboxMessage.invitation_id))
-        ).all()
-    )
-    questions = FirstQuestions(definitions_dir)
-    queued = 0
-    for invitation, booking, course_session, course, stage in candidates:
-        sent_at = sent.get(invitation.id)
-        if sent_at is None:
-            continue  # the invitation itself has not gone out: nothing to remind of
-        base = reminder_base(stage, course_session, sent_at, zone)
-        due_count = reminders_due(stage, base, now, zone)
-        if due_count <= invitation.reminders_sent:
-            continue
-        claimed = session.execute(
-            update(SurveyInvitation)
-            .where(
-                col(SurveyInvitation.id) == invitation.id,
-                col(SurveyInvitation.reminders_sent) == invitation.reminders_sent,
-                col(SurveyInvitation.status) == InvitationStatus.OPEN,
-            )
-            .values(reminders_sent=due_count, last_reminder_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
-            continue
-        due_at = next_send_time(now, policy.for_course(course.title), zone)
-        if due_at >= invitation.closes_at:
-            continue  # the survey closes before the window opens again
-        queued += queue_survey_message(
-            session,
-            secret,
-            questions,
-            invitation,
-            booking,
-            course_session,
-            course,
-            key=f"inv:{invitation.id}:reminder:{due_count}:{signature(course_session)}",
-            template=REMINDER,
-            kind=MessageKind.REMINDER,
-            due_at=due_at,
-            telegram=telegram,
-            extra={"reminder_number": due_count, "reminders_total": len(stage.reminder_offsets())},
-        )
-    return queued

@@ -219,6 +219,8 @@ class CourseSession(SQLModel, table=True):
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
     joining_link: str | None = Field(default=None, sa_type=String(500))  # online sessions
+    # When the tick compared the bookings with ``min_places`` (policy ``min_places_check``).
+    places_checked_at: datetime | None = _when()
 
 
 class Booking(SQLModel, table=True):
@@ -401,3 +403,9 @@ Index(
     Booking.__table__.c.session_id,  # type: ignore[attr-defined]
     Booking.__table__.c.status,  # type: ignore[attr-defined]
 )
+# The waiting list's places and offers (``schedules.waitlist``) live in a module of their own;
+# imported here so that every table is known wherever the models are.
+from surveys.waitlist_models import OfferState as OfferState  # noqa: E402
+from surveys.waitlist_models import PlaceOffer as PlaceOffer  # noqa: E402
+from surveys.waitlist_models import Vacancy as Vacancy  # noqa: E402
+from surveys.waitlist_models import VacancyState as VacancyState  # noqa: E402

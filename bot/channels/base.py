@@ -19,6 +19,15 @@ class ChannelError(Exception):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email, such as a calendar invitation."""
+
+    filename: str
+    content_type: str  # with its parameters: 'text/calendar; method=REQUEST; charset="utf-8"'
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """A message ready to send: the recipient, rendered parts and the stable identity."""
 
@@ -30,6 +39,7 @@ class Outgoing:
     message_id: str  # stable per outbox row, so a retried email keeps it
     headers: dict[str, str] = field(default_factory=dict)
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)  # Telegram: (label, url)
+    attachments: tuple[Attachment, ...] = ()  # email only
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from bot.channels.base import ChannelError, Delivered, Outgoing
+from bot.channels.base import Attachment, ChannelError, Delivered, Outgoing
 from bot.settings import Settings
 from surveys.files import private_folder, write_private
 
@@ -54,7 +54,8 @@ DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 def build_message(message: Outgoing, *, mail_from: str, reply_to: str | None = None) -> bytes:
-    """A multipart/alternative (text, then HTML) message in UTF-8, quoted-printable, CRLF."""
+    """A multipart/alternative (text, then HTML) message in UTF-8, quoted-printable, CRLF; with
+    attachments, that inside a multipart/mixed, each attachment after it in base64."""
     # "=_" never appears in quoted-printable text, so the boundary cannot occur in a body.
     boundary = "=_evalbot_" + hashlib.sha256(message.message_id.encode()).hexdigest()[:16]
     fields: list[tuple[str, str]] = [
@@ -68,19 +69,21 @@ def build_message(message: Outgoing, *, mail_from: str, reply_to: str | None = N
     fields.extend(
         (name, _one_line(value)) for name, value in message.headers.items() if name != "To"
     )
+    alternative = f'multipart/alternative; boundary="{boundary}"'
     fields += [
         # Asks out-of-office responders not to answer (RFC 3834).
         ("Auto-Submitted", "auto-generated"),
         ("MIME-Version", "1.0"),
-        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+        (
+            "Content-Type",
+            f'multipart/mixed; boundary="{boundary}_m"' if message.attachments else alternative,
+        ),
     ]
     head = "".join(f"{name}: {_fold(value)}\r\n" for name, value in fields)
     # The line break before a boundary belongs to the boundary, hence the extra one per part.
     marker = f"--{boundary}\r\n".encode()
-    return b"".join(
+    body = b"".join(
         (
-            head.encode("ascii"),
-            b"\r\n",
             marker,
             _part("text/plain", message.text),
             b"\r\n",
@@ -89,6 +92,28 @@ def build_message(message: Outgoing, *, mail_from: str, reply_to: str | None = N
             b"\r\n",
             f"--{boundary}--\r\n".encode(),
         )
+    )
+    if message.attachments:
+        mixed = f"--{boundary}_m\r\n".encode()
+        parts = [mixed, f"Content-Type: {alternative}\r\n\r\n".encode(), body]
+        for attachment in message.attachments:
+            parts += [b"\r\n", mixed, _attachment(attachment)]
+        body = b"".join((*parts, f"\r\n--{boundary}_m--\r\n".encode()))
+    return head.encode("ascii") + b"\r\n" + body
+
+
+def _attachment(attachment: Attachment) -> bytes:
+    name = _one_line(attachment.filename).replace('"', "")
+    encoded = binascii.b2a_base64(attachment.data, newline=False)
+    lines = b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    return (
+        (
+            f'Content-Type: {_one_line(attachment.content_type)}; name="{name}"\r\n'
+            f'Content-Disposition: attachment; filename="{name}"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + lines
+        + b"\r\n"
     )
 
 

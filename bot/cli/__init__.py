@@ -21,6 +21,7 @@ from bot.cli import (
     service,
     staff,
     templates,
+    waitlist,
 )
 from bot.cli.common import EvalbotGroup
 
@@ -53,6 +54,7 @@ for module in (
     demo,
 ):
     module.register(app)
+waitlist.register(app)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ def tick_command(
         telegram=settings.telegram_token is not None,
         dry_run=dry_run,
         retention_years=settings.retention_years,
+        admin_email=settings.admin_email,
     )
     local = moment.astimezone(settings.zone)
     heading = "Dry run: nothing was changed or sent" if dry_run else "Tick"
