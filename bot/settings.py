@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     telegram_admins: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_trainers: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
+    # Delivery faults (bot/pauses.py): the same refusal for this many different recipients in
+    # a row pauses the channel rather than marking them all undeliverable (0: never).
+    outbox_pause_after_same_refusals: int = Field(default=3, ge=0)
+
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.
     policy: dict[str, Any] = Field(default_factory=dict)

@@ -386,3 +386,18 @@ class TelegramChat(SQLModel, table=True):
     question_key: str | None = Field(default=None, sa_type=String(120))
     message_id: int | None = None
     updated_at: datetime = _stamp()
+
+
+class ChannelPause(SQLModel, table=True):
+    """A delivery channel that stopped because the fault was its own (a relay refusing our
+    sender, a refused token), not a recipient's. Kept here so that every worker sees it; a row
+    with no ``resumed_at`` is a pause in force. Its history is in the audit log."""
+
+    __tablename__ = "channel_pause"
+
+    channel: str = Field(sa_type=String(20), primary_key=True)
+    paused_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(sa_type=Text)
+    outbox_id: int | None = None  # the message whose failure paused it
+    resumed_at: datetime | None = _when()
+    resumed_by: str | None = Field(default=None, sa_type=String(200))

@@ -2,8 +2,9 @@
 
 - ``SmtpServer``: a real aiosmtpd server in a thread of the test, recording what it receives,
   that can be told to misbehave: a reply of the test's choosing at MAIL, RCPT or DATA (421, 454,
-  451, 550...), a recipient it refuses, a connection dropped in the middle of DATA, a DATA it
-  never answers (for timeouts), an idle connection it drops.
+  451, 550...), once or for every message (a misconfigured relay: ``554 5.2.252 SendAsDenied``),
+  a recipient it refuses, a connection dropped in the middle of DATA, a DATA it never answers
+  (for timeouts), an idle connection it drops.
 - ``python -m tests.smtp_servers sink --log FILE``: an aiosmtpd sink in its own process that
   writes one line per message received (Message-ID, recipient and Subject, tab-separated), for
   tests that kill dispatcher processes and count what arrived.
@@ -59,6 +60,8 @@ class Behaviour:
     # One-off replies, used in order: ("mail" | "rcpt" | "data", reply or "disconnect"/"stall").
     faults: deque[tuple[str, str]] = field(default_factory=deque)
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply, every time
+    # stage -> reply for every message, as a misconfigured relay answers (``always_fail``).
+    always: dict[str, str] = field(default_factory=dict)
     drop_idle: bool = False  # close each connection after the message it carried
 
 
@@ -78,7 +81,7 @@ class Recorder:
         faults = self.behaviour.faults
         if faults and faults[0][0] == stage:
             return faults.popleft()[1]
-        return None
+        return self.behaviour.always.get(stage)
 
     async def handle_EHLO(
         self,
@@ -219,6 +222,13 @@ class SmtpServer:
 
     def refuse(self, address: str, reply: str = "550 5.1.1 User unknown") -> None:
         self.behaviour.refuse[address] = reply
+
+    def always_fail(self, stage: str, reply: str) -> None:
+        """Answer ``reply`` at ``stage`` for every message until ``mend()``."""
+        self.behaviour.always[stage] = reply
+
+    def mend(self) -> None:
+        self.behaviour.always.clear()
 
 
 def free_port() -> int:

@@ -4,9 +4,13 @@
 opens a fresh one whenever the relay has dropped one. How each failure is classed:
 
 - 4xx replies, disconnects and timeouts: transient, the dispatcher tries again later;
-- a 5xx reply to the recipient or to the message: permanent, the address is undeliverable;
-- a refused login or sender address: transient, because it is the relay's configuration that is
-  wrong, not the person's address, and the message should go once an admin has mended it.
+- a rejected recipient (550, 551 or 553 at RCPT, or an enhanced code 5.1.x at any stage):
+  permanent, that address is undeliverable;
+- any other 5xx (a refused sender, 5.2.x, 5.3.x and 5.7.x policy and message faults, a 552 or
+  554 after DATA) and a refused login: the relay's configuration is wrong, not the person's
+  address, so the channel pauses and every message waits until it is mended (``bot.pauses``).
+
+See ``smtp_fault`` for the rule.
 
 With no ``EVALBOT_SMTP_HOST``, ``MailFolderChannel`` writes each message to
 ``EVALBOT_MAIL_DIR/<outbox id>.<hash>.eml`` instead, so everything can be read without a relay.
@@ -47,6 +51,36 @@ from bot.channels.base import ChannelError, Delivered, Outgoing
 from bot.settings import Settings
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+RECIPIENT_CODES = frozenset({550, 551, 553})
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
+
+
+def enhanced_code(message: str) -> tuple[int, int, int] | None:
+    """The enhanced status code (RFC 3463) a reply's text starts with, if it has one."""
+    found = _ENHANCED.match(message.strip())
+    if found is None:
+        return None
+    klass, subject, detail = (int(part) for part in found.groups())
+    return klass, subject, detail
+
+
+def smtp_fault(stage: str, code: int, message: str) -> str:
+    """Whose fault a reply at ``stage`` (``mail``, ``rcpt``, ``data``, ``auth``) is:
+    ``transient`` (try again), ``recipient`` (that address is refused) or ``channel`` (the
+    relay will send nothing of ours until it is mended: pause).
+
+    Only a rejected recipient is the recipient's: 550, 551 or 553 at RCPT without an enhanced
+    code, or any 5xx whose enhanced code is 5.1.x (bad mailbox or domain). A 5xx whose enhanced
+    code is anything else (5.2.252 SendAsDenied, 5.3.4 message too big, 5.7.x policy) or that
+    comes at MAIL, DATA or AUTH is the relay's."""
+    if code < 500:
+        return "transient"
+    enhanced = enhanced_code(message)
+    if enhanced is not None and enhanced[0] == 5:
+        return "recipient" if enhanced[1] == 1 else "channel"
+    if stage == "rcpt" and code in RECIPIENT_CODES:
+        return "recipient"
+    return "channel"
 
 
 # --- building a message ------------------------------------------------------------------------
@@ -303,7 +337,8 @@ class SmtpChannel:
             client.close()
             raise ChannelError(
                 f"{self.where} refused the login for {self.username!r}: {exc.code} "
-                f"{exc.message}; check EVALBOT_SMTP_USERNAME and EVALBOT_SMTP_PASSWORD"
+                f"{exc.message}; check EVALBOT_SMTP_USERNAME and EVALBOT_SMTP_PASSWORD",
+                channel_fault=smtp_fault("auth", exc.code, exc.message) == "channel",
             ) from exc
         except (SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
             client.close()
@@ -317,21 +352,31 @@ class SmtpChannel:
             code, reply = exc.code, f"{exc.code} {exc.message}"
             await self._reset(slot, closing=code == 421)
             if isinstance(exc, SMTPSenderRefused):
-                hint = "; check EVALBOT_MAIL_FROM" if code >= 500 else ""
-                # Not the person's fault: the message waits for the relay to be mended.
-                return ChannelError(
-                    f"{self.where} refused the sender {self.sender!r}: {reply}{hint}"
+                stage, what = "mail", f"refused the sender {self.sender!r}"
+            elif isinstance(exc, SMTPRecipientRefused):
+                stage, what = "rcpt", f"refused the recipient {recipient}"
+            elif isinstance(exc, SMTPDataError):
+                stage, what = "data", "refused the message"
+            else:
+                stage, what = "other", "answered"
+            fault = smtp_fault(stage, code, exc.message)
+            text = f"{self.where} {what}: {reply}"
+            if fault == "channel" and stage == "mail":
+                text += "; check EVALBOT_MAIL_FROM"
+            elif fault == "channel" and stage == "data":
+                text += (
+                    " (a refusal of the message itself, not of the recipient: check that the "
+                    "relay's mailbox may send as EVALBOT_MAIL_FROM, and its size and policy "
+                    "limits)"
                 )
-            permanent = code >= 500
-            if isinstance(exc, SMTPRecipientRefused):
-                return ChannelError(
-                    f"{self.where} refused the recipient {recipient}: {reply}", permanent=permanent
-                )
-            if isinstance(exc, SMTPDataError):
-                return ChannelError(
-                    f"{self.where} refused the message: {reply}", permanent=permanent
-                )
-            return ChannelError(f"{self.where} answered {reply}", permanent=permanent)
+            # The refusal without the address, to recognise the same one for many recipients.
+            same = f"{stage} {code} {exc.message.replace(recipient, '<recipient>')}"
+            return ChannelError(
+                text,
+                permanent=fault == "recipient",
+                channel_fault=fault == "channel",
+                refusal=same if fault == "recipient" else None,
+            )
         slot.drop()
         if isinstance(exc, (UnicodeError, ValueError)):
             return ChannelError(
