@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.channels.base import ChannelError, Delivered, Outgoing
-from bot.ratelimit import ChannelLimits, limits_for
+from bot.ratelimit import ChannelLimits, channel_limits
 from bot.rendering import opt_out_applies
 from bot.settings import Settings
 from surveys.models import (
@@ -125,18 +125,27 @@ class PersonView:
     email_opt_out: bool
     telegram_opt_out: bool
     erased: bool
+    mobile: str | None = None
+    sms_status: str = Deliverability.OK.value
+    sms_status_reason: str | None = None
+    sms_opt_out: bool = False  # chose email only: no text messages of any kind
 
     def address(self, channel: Channel) -> str | None:
         if channel == Channel.TELEGRAM:
             return None if self.telegram_chat_id is None else str(self.telegram_chat_id)
+        if channel == Channel.SMS:
+            return self.mobile or None
         return self.email or None
 
+    def status(self, channel: Channel) -> str:
+        return str(getattr(self, f"{channel.value}_status"))
+
     def usable(self, channel: Channel) -> bool:
-        status = self.telegram_status if channel == Channel.TELEGRAM else self.email_status
-        return status == Deliverability.OK and self.address(channel) is not None
+        return self.status(channel) == Deliverability.OK and self.address(channel) is not None
 
     def opted_out(self, channel: Channel) -> bool:
-        return self.telegram_opt_out if channel == Channel.TELEGRAM else self.email_opt_out
+        """Opted out of reminders and campaigns by ``channel`` (of every text, for SMS)."""
+        return bool(getattr(self, f"{channel.value}_opt_out"))
 
     def unusable_reason(self, channel: Channel) -> str:
         if channel == Channel.TELEGRAM:
@@ -145,6 +154,13 @@ class PersonView:
             return (
                 f"Telegram chat is marked unusable ({self.telegram_status_reason or 'no reason'})"
             )
+        if channel == Channel.SMS:
+            if not self.mobile:
+                return "has no mobile number"
+            return (
+                f"mobile number {self.mobile} is marked undeliverable "
+                f"({self.sms_status_reason or 'no reason recorded'})"
+            )
         return (
             f"address {self.email} is marked undeliverable "
             f"({self.email_status_reason or 'no reason recorded'})"
@@ -152,7 +168,9 @@ class PersonView:
 
 
 def other_channel(channel: Channel) -> Channel:
-    return Channel.EMAIL if channel == Channel.TELEGRAM else Channel.TELEGRAM
+    """Where a message goes when its channel cannot reach the person: email and Telegram
+    stand in for each other; a text message falls back to email."""
+    return Channel.TELEGRAM if channel == Channel.EMAIL else Channel.EMAIL
 
 
 def backoff(settings: Settings, attempts: int, rng: random.Random) -> timedelta:
@@ -175,6 +193,10 @@ PEOPLE_STATEMENT = select(
     PERSON.c.email_opt_out,
     PERSON.c.telegram_opt_out,
     PERSON.c.erased_at,
+    PERSON.c.mobile,
+    PERSON.c.sms_status,
+    PERSON.c.sms_status_reason,
+    PERSON.c.sms_opt_out,
 ).where(PERSON.c.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -239,7 +261,7 @@ class StoreBase:
         self.worker_id = worker_id
         self.channels = channels
         self.rng = rng
-        self.limits: dict[Channel, ChannelLimits] = {c: limits_for(settings, c) for c in Channel}
+        self.limits: dict[Channel, ChannelLimits] = channel_limits(settings)
         self.postgres = engine.dialect.name == "postgresql"
         self._unsubscribe_issued: set[int] = set()
         # Channels paused (``bot.pauses``), as the last claim read them or this worker paused
@@ -376,6 +398,10 @@ class StoreBase:
             email_opt_out,
             telegram_opt_out,
             erased_at,
+            mobile,
+            sms_status,
+            sms_reason,
+            sms_opt_out,
         ) in found:
             people[person_id] = PersonView(
                 person_id,
@@ -389,5 +415,9 @@ class StoreBase:
                 bool(email_opt_out),
                 bool(telegram_opt_out),
                 erased=erased_at is not None,
+                mobile=mobile,
+                sms_status=sms_status,
+                sms_status_reason=sms_reason,
+                sms_opt_out=bool(sms_opt_out),
             )
         return people

@@ -44,6 +44,9 @@ class OutcomeRecorder(StoreBase):
                     self._settle(
                         session, outcome.row, OutboxState.PENDING, outcome.held, available_at=now
                     )
+                elif outcome.error is not None and outcome.error.message_fault:
+                    self._fail(session, outcome, f"not sent: {outcome.error}", dead=True)
+                    report.dead += 1
                 elif outcome.error is not None and outcome.error.channel_fault:
                     self._channel_fault(session, outcome, now, report)
                 elif outcome.error is not None and outcome.row.channel in self.paused:
@@ -138,7 +141,7 @@ class OutcomeRecorder(StoreBase):
     ) -> None:
         """Undo what an earlier refusal of a run did: the address is usable again, and the
         message, if it died of it, waits for the channel."""
-        status = "telegram" if channel == Channel.TELEGRAM else "email"
+        status = channel.value  # the person's <channel>_status columns
         if person_id is not None:
             restored = session.execute(
                 update(PERSON)
@@ -186,20 +189,24 @@ class OutcomeRecorder(StoreBase):
         PostgreSQL alike), far cheaper than a statement per row. Written for the driver
         directly: with a few hundred parameters, building the statement would cost more."""
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        values = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * len(sent))
+        values = ", ".join([f"({mark}, {mark}, {mark}, {mark}, {mark})"] * len(sent))
         params: list[Any] = []
         for outcome in sent:
+            delivered = outcome.delivered
             params += (
                 outcome.row.id,
-                outcome.delivered.server_reply[:2000] if outcome.delivered else "",
+                delivered.server_reply[:2000] if delivered else "",
                 outcome.outgoing.message_id if outcome.outgoing else None,
                 outcome.row.recipient,
+                delivered.provider_id[:100] if delivered and delivered.provider_id else None,
             )
+        # A NULL in the first row of VALUES leaves PostgreSQL without the column's type.
+        provider = "CAST(done.provider AS VARCHAR(100))"
         session.connection().exec_driver_sql(
-            f"WITH done (row_id, reply, mid, recipient) AS (VALUES {values}) "
+            f"WITH done (row_id, reply, mid, recipient, provider) AS (VALUES {values}) "
             f"UPDATE outbox SET state = 'sent', sent_at = {mark}, server_reply = done.reply, "
-            "message_id = done.mid, recipient = done.recipient, claimed_by = NULL, "
-            "lease_until = NULL FROM done WHERE outbox.id = done.row_id "
+            f"message_id = done.mid, recipient = done.recipient, provider_id = {provider}, "
+            "claimed_by = NULL, lease_until = NULL FROM done WHERE outbox.id = done.row_id "
             "AND outbox.state <> 'sent'",
             (*params, self._bind_time(now)),
         )
@@ -245,7 +252,7 @@ class OutcomeRecorder(StoreBase):
             report.dead += 1
             return
         reason = f"{error} (outbox message {row.id}, {now:%Y-%m-%d %H:%M} UTC)"
-        status = "telegram" if row.channel == Channel.TELEGRAM else "email"
+        status = row.channel.value  # the person's <channel>_status columns
         session.execute(
             update(PERSON)
             .where(PERSON.c.id == person.id)
@@ -269,12 +276,8 @@ class OutcomeRecorder(StoreBase):
             outbox_id=row.id,
         )
         log.warning("%s of person %s marked undeliverable: %s", status, person.id, error)
-        if status == "email":
-            person.email_status = Deliverability.UNUSABLE.value
-            person.email_status_reason = reason
-        else:
-            person.telegram_status = Deliverability.UNUSABLE.value
-            person.telegram_status_reason = reason
+        setattr(person, f"{status}_status", Deliverability.UNUSABLE.value)
+        setattr(person, f"{status}_status_reason", reason)
         self._record_message_id(session, outcome)
         why = f"{error}; {row.recipient} is now marked undeliverable"
         self._switch_or_die(session, row, person, why, now, report, attempted=True)

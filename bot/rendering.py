@@ -142,6 +142,7 @@ def render_email(
         html=html,
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
+        reference=message.idempotency_key,
         headers=headers,
     )
 
@@ -166,6 +167,7 @@ def render_telegram(
         html=body,
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
+        reference=message.idempotency_key,
     )
 
 

@@ -154,6 +154,23 @@ class Settings(BaseSettings):
                 raise ValueError("oauth2 needs " + ", ".join(missing))
         return value
 
+    @field_validator("notify_api_key")
+    @classmethod
+    def _notify_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A Notify API key is "<key name>-<service id>-<secret>", both ids UUIDs.
+        if value is not None:
+            key = value.get_secret_value().strip()
+            try:
+                uuid.UUID(key[-73:-37])
+                uuid.UUID(key[-36:])
+            except ValueError:
+                raise ValueError(
+                    "must be a GOV.UK Notify API key: its name, the service id and the secret, "
+                    "joined by hyphens (copy it whole from Notify's API integration page)"
+                ) from None
+            return SecretStr(key)
+        return value
+
     @field_validator("notify_email_template_id", "notify_sms_template_id")
     @classmethod
     def _template_uuid(cls, value: str | None) -> str | None:
@@ -184,6 +201,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, toml)
+
+    @property
+    def notify_email(self) -> bool:
+        """Email goes by GOV.UK Notify: its key and email template are set."""
+        return self.notify_api_key is not None and self.notify_email_template_id is not None
+
+    @property
+    def notify_sms(self) -> bool:
+        """Text messages can go, by GOV.UK Notify: its key and text template are set."""
+        return self.notify_api_key is not None and self.notify_sms_template_id is not None
 
     @cached_property
     def zone(self) -> ZoneInfo:

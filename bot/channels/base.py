@@ -8,6 +8,8 @@ the attempt fails, saying whose fault it is and whether trying again can help:
   where the other side said how long;
 - ``permanent``: the recipient was refused (an unknown mailbox, a blocked chat); that address
   of that person is marked undeliverable;
+- ``message_fault``: this message cannot go as it is (too long for the channel); it is dead
+  with the reason, and neither the address nor the channel is blamed;
 - ``channel_fault``: the channel itself cannot send (the sender refused, a policy or message
   fault, a refused login or token); the channel pauses, everyone's messages wait, and the
   coordinator is told (``bot.pauses``).
@@ -32,14 +34,16 @@ class ChannelError(Exception):
         retry_after: float | None = None,
         channel_fault: bool = False,
         refusal: str | None = None,
+        message_fault: bool = False,
     ):
         super().__init__(message)
-        if permanent and channel_fault:
-            raise ValueError("a failure is the recipient's or the channel's, not both")
+        if permanent + channel_fault + message_fault > 1:
+            raise ValueError("a failure is the recipient's, the channel's or the message's")
         self.permanent = permanent
         self.retry_after = retry_after
         self.channel_fault = channel_fault
         self.refusal = refusal
+        self.message_fault = message_fault
 
 
 @dataclass(frozen=True)

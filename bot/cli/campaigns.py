@@ -21,7 +21,7 @@ from bot.cli.common import Context, fail, load_context, parse_now
 from schedules import campaigns
 from schedules.campaigns import CampaignError, CampaignPreview
 from surveys.db import session_scope
-from surveys.models import Channel, OutboxMessage, OutboxState
+from surveys.models import OutboxMessage, OutboxState
 
 app = typer.Typer(
     help="Admin campaigns: remind those with a survey to finish, promote last-minute places, "
@@ -160,7 +160,7 @@ def _show(found: CampaignPreview, context: Context) -> None:
     if found.free_places is not None:
         typer.echo(f"  free places:                        {found.free_places}")
     typer.echo(f"  to message:                         {found.to_send}")
-    for channel in Channel:
+    for channel in campaigns.CAMPAIGN_CHANNELS:
         typer.echo(f"    by {channel.value + ':':<31} {found.channels.get(channel.value, 0)}")
     typer.echo(f"  skipped, opted out:                 {found.opted_out}")
     typer.echo(f"  skipped, no usable address:         {found.unreachable}")
