@@ -18,6 +18,7 @@ from bot.channels.base import ChannelError, Delivered, Outgoing
 from bot.ratelimit import ChannelLimits, channel_limits
 from bot.rendering import opt_out_applies
 from bot.settings import Settings
+from schedules.policy import load_policy
 from surveys.models import (
     Channel,
     Deliverability,
@@ -262,6 +263,7 @@ class StoreBase:
         self.channels = channels
         self.rng = rng
         self.limits: dict[Channel, ChannelLimits] = channel_limits(settings)
+        self.policy = load_policy(settings.policy)  # which messages may go by text
         self.postgres = engine.dialect.name == "postgresql"
         self._unsubscribe_issued: set[int] = set()
         # Channels paused (``bot.pauses``), as the last claim read them or this worker paused

@@ -261,12 +261,33 @@ class OutboxStore(OutcomeRecorder):
                 self._settle(session, row, OutboxState.WITHDRAWN, "the person's data was erased")
                 report.withdrawn += 1
                 continue
+            if row.channel == Channel.SMS and not self._may_text(row, person):
+                why = (
+                    f"{person.name} chose email only"
+                    if person.sms_opt_out
+                    else f"the policy does not send {row.template} by text"
+                )
+                self._switch_or_die(session, row, person, why, now, report)
+                continue
             if opt_out_applies(row.kind) and person.opted_out(row.channel):
                 reason = (
                     f"not sent: {person.name} opted out of reminders and campaigns by {row.channel}"
                 )
                 self._settle(session, row, OutboxState.WITHDRAWN, reason)
                 report.withdrawn += 1
+                continue
+            if row.channel == Channel.EMAIL and self._text_instead(row, person):
+                # Sent as a text message: claimed again under that channel's own limits.
+                self._settle(
+                    session,
+                    row,
+                    OutboxState.PENDING,
+                    None,
+                    available_at=now,
+                    channel=Channel.SMS.value,
+                    recipient=person.mobile,
+                )
+                self.forget_drained(Channel.SMS)
                 continue
             if not person.usable(row.channel) or row.channel not in self.channels:
                 why = (
@@ -290,3 +311,25 @@ class OutboxStore(OutcomeRecorder):
                 self._unsubscribe_issued.add(person.id)
             to_send.append(row)
         return to_send
+
+    # --- text messages -----------------------------------------------------------------------
+
+    def _may_text(self, row: Claimed, person: PersonView) -> bool:
+        """Whether the policy lets this message go by text, and the person has not chosen
+        email only."""
+        if person.sms_opt_out:
+            return False
+        title = row.context.get("course_title")
+        policy = self.policy.for_course(title) if isinstance(title, str) else self.policy
+        return row.template in policy.sms_messages
+
+    def _text_instead(self, row: Claimed, person: PersonView) -> bool:
+        """A message the policy lets go by text, to someone with a number and no working
+        Telegram chat, goes by text when text messages are set up and running."""
+        if Channel.SMS not in self.channels or Channel.SMS in self.paused:
+            return False
+        if Channel.TELEGRAM in self.channels and person.usable(Channel.TELEGRAM):
+            return False
+        if opt_out_applies(row.kind) and person.opted_out(Channel.SMS):
+            return False
+        return person.usable(Channel.SMS) and self._may_text(row, person)

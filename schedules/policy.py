@@ -31,6 +31,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from surveys.models import Stage
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Messages that have a text-message form (templates/sms/<name>.txt), and those sent as texts by
+# default: survey reminders, the late-cancellation notice to the manager, no-show notices.
+SMS_CAPABLE = (
+    "survey-invitation",
+    "survey-reminder",
+    "nominate-request",
+    "no-show-delegate",
+    "no-show-manager",
+)
+DEFAULT_SMS_MESSAGES = frozenset(
+    {"survey-reminder", "nominate-request", "no-show-delegate", "no-show-manager"}
+)
 _DURATION = re.compile(r"(?P<sign>[-+]?)\s*(?P<parts>(?:\d+\s*[wdhm]\s*)+)$")
 _PART = re.compile(r"(\d+)\s*([wdhm])")
 _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
@@ -77,6 +89,8 @@ class Policy(BaseModel):
     register_reminder_after: timedelta = timedelta(hours=24)
     refresher_years: int = 2
     no_show_alert_rate: float = 0.15  # the quarterly report flags courses above this
+    # The messages that may go by text where a person has a mobile number and no working chat.
+    sms_messages: frozenset[str] = Field(default_factory=lambda: DEFAULT_SMS_MESSAGES)
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -132,6 +146,7 @@ _TOP_KEYS = (
     "register_reminder_after",
     "refresher_years",
     "no_show_alert_rate",
+    "sms_messages",
     "courses",
 )
 
@@ -203,6 +218,17 @@ def _rate(value: Any, key: str) -> float:
     return float(value)
 
 
+def _sms_messages(value: Any, key: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PolicyError(f'{key}: expected a list of message names like ["survey-reminder"]')
+    for item in value:
+        if item not in SMS_CAPABLE:
+            raise PolicyError(
+                f"{key}: {item!r} has no text-message form; choose from {', '.join(SMS_CAPABLE)}"
+            )
+    return frozenset(value)
+
+
 def _region(value: Any, key: str) -> str:
     known = holidays.list_supported_countries()["GB"]
     if value not in known:
@@ -239,6 +265,7 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "register_reminder_after": _non_negative_duration,
     "refresher_years": _whole(1),
     "no_show_alert_rate": _rate,
+    "sms_messages": _sms_messages,
 }
 
 

@@ -27,4 +27,8 @@ def build_channels(settings: Settings) -> dict[Channel, ChannelProtocol]:
         from bot.telegram.channel import TelegramChannel
 
         channels[Channel.TELEGRAM] = TelegramChannel.from_settings(settings)
+    if settings.notify_sms:
+        from bot.channels.notify import NotifyChannel
+
+        channels[Channel.SMS] = NotifyChannel(settings, kind="sms")
     return channels
