@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
-from bot.web import bookings, telegram_hook, unsubscribe
+from bot.web import bookings, telegram_hook, texts, unsubscribe
 from bot.web import surveys as survey_form
 from surveys.db import make_engine
 
@@ -20,6 +20,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(bookings.router)
     app.include_router(unsubscribe.router)
     app.include_router(telegram_hook.router)
+    app.include_router(texts.router)
 
     @app.get("/health")
     def health() -> dict[str, str]:
