@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
@@ -359,3 +360,51 @@ async def test_smtp_channel_reports_send_as_denied_as_the_channels_fault(
     await channel.close()
     assert failed.value.channel_fault and not failed.value.permanent
     assert "EVALBOT_MAIL_FROM" in str(failed.value)
+
+
+async def test_a_refused_bot_token_pauses_telegram_and_emails_the_coordinator(
+    engine: Engine,
+    session: Session,
+    world: World,
+    smtp: SmtpServer,
+    bot_api: FakeTelegram,
+    database_url: str,
+) -> None:
+    people = world.standard()
+    alice: Person = people["alice"]
+    alice.telegram_chat_id = 5550101
+    alice.preferred_channel = Channel.TELEGRAM
+    session.add(alice)
+    session.commit()
+    enqueue(
+        session,
+        key="chat:1",
+        person=alice,
+        template="admin-test",
+        context={"sent_by": "the test"},
+        due_at=NOW,
+        kind=MessageKind.NOTICE,
+    )
+    session.commit()
+    settings = make_settings(database_url, smtp, bot_api).model_copy(
+        update={"telegram_token": SecretStr("123456789:revoked-by-botfather")}
+    )
+
+    await deliver(engine, settings)
+
+    [pause] = channel_pauses(session)
+    assert pause.channel == "telegram" and "EVALBOT_TELEGRAM_TOKEN" in pause.reason
+    [row] = [r for r in all_rows(engine) if r.idempotency_key == "chat:1"]
+    assert row.state == OutboxState.PENDING and row.channel == Channel.TELEGRAM
+    with Session(engine) as check:
+        alice_now = check.get(Person, alice.id)
+        assert alice_now is not None and alice_now.telegram_status == Deliverability.OK
+    [told] = smtp.received
+    assert told.rcpt_tos == ["coordinator@partnership.example"]
+    assert told.message["Subject"] == "Evalbot has paused sending by telegram"
+    assert "EVALBOT_TELEGRAM_TOKEN" in told.message.get_body(("plain",)).get_content()
+
+
+def all_rows(engine: Engine) -> list[OutboxMessage]:
+    with Session(engine) as session:
+        return list(session.exec(select(OutboxMessage)).all())
