@@ -300,3 +300,24 @@ def test_the_key_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert settings.notify_email and not settings.notify_sms
     assert Channel.EMAIL in build_channels(settings)
     assert type(build_channels(settings)[Channel.EMAIL]).__name__ == "NotifyChannel"
+
+
+async def test_a_message_notify_finds_too_long_is_dead_with_the_reason_and_blames_nobody(
+    engine: Engine, session: Session, world: World, notify: FakeNotify, database_url: str
+) -> None:
+    people = world.standard()
+    queue(session, [people["alice"], people["bob"]])
+    settings = notify_settings(database_url, notify)
+    too_long = "Text messages cannot be longer than 918 characters. Your message is 1200 characters"
+    notify.fail_next(400, "BadRequestError", too_long)
+
+    report = await deliver(engine, settings)
+
+    assert report.sent == 1 and report.dead == 1
+    [dead] = [row for row in rows(engine) if row.state == OutboxState.DEAD]
+    assert too_long in (dead.last_error or "")
+    assert channel_pauses(session) == []
+    with Session(engine) as check:
+        assert (
+            check.exec(select(Person).where(Person.email_status != Deliverability.OK)).all() == []
+        )
