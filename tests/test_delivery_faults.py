@@ -19,11 +19,12 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from bot.channels.base import Channel as ChannelProtocol
+from bot.channels.base import ChannelError
 from bot.channels.email import SmtpChannel, smtp_fault
 from bot.channels.registry import build_channels
 from bot.cli import app
 from bot.dispatcher import deliver_due
-from bot.pauses import channel_pauses, pause_channel
+from bot.pauses import channel_pauses, pause_channel, resume_channel
 from bot.settings import Settings, load_settings
 from surveys import db
 from surveys.models import (
@@ -39,6 +40,7 @@ from surveys.outbox import enqueue
 from tests.conftest import World, utc
 from tests.fake_telegram import FakeTelegram
 from tests.smtp_servers import SmtpServer, running
+from tests.test_email_channel import message
 
 NOW = utc("2026-03-02 09:00")
 ADMIN_CHAT = 7770001
@@ -314,14 +316,13 @@ async def test_the_same_refusal_for_different_recipients_in_a_row_pauses(
     assert len(restored) == 2
 
     smtp.mend()
-    assert evalbot_resume(engine) is not None
+    assert resume_email(engine) is not None
     report, _ = await deliver(engine, settings, NOW + timedelta(minutes=5))
     assert report.sent == 4 and suppressed(engine) == set()
 
 
-def evalbot_resume(engine: Engine) -> Any:
-    from bot.pauses import resume_channel
-
+def resume_email(engine: Engine) -> Any:
+    """As an admin resuming it once the relay is mended."""
     with Session(engine) as session:
         view = resume_channel(session, "email", now=NOW, actor="test", why="mended")
         session.commit()
@@ -352,9 +353,6 @@ async def test_smtp_channel_reports_send_as_denied_as_the_channels_fault(
     settings = make_settings(database_url, smtp, bot_api)
     smtp.fail_next("data", "554 5.2.252 SendAsDenied")
     channel = SmtpChannel(settings)
-    from bot.channels.base import ChannelError
-    from tests.test_email_channel import message
-
     with pytest.raises(ChannelError) as failed:
         await channel.send(message(settings))
     await channel.close()

@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from bot.channels.base import Channel as ChannelProtocol
 from bot.channels.base import ChannelError
 from bot.channels.email import SmtpChannel
 from bot.dispatcher import deliver_due
 from bot.pauses import channel_pauses
 from bot.settings import Settings, SettingsError, load_settings
-from surveys.models import MessageKind, OutboxState, Person
+from surveys.models import Channel, MessageKind, OutboxMessage, OutboxState, Person
 from surveys.outbox import enqueue
 from tests.conftest import World, utc
 from tests.fake_m365 import CLIENT_ID, SECRET, TENANT, FakeEntra, make_certificate
@@ -206,18 +207,12 @@ async def test_a_refused_token_pauses_delivery_and_keeps_the_messages(
     settings = oauth_settings(relay, entra, certificate, database_url=database_url)
     relay.behaviour.tokens = set()  # the relay takes no token at all
     channel = SmtpChannel(settings, clock=Clock(T0))
-    from bot.channels.base import Channel as ChannelProtocol
-    from surveys.models import Channel
-
     channels: dict[Channel, ChannelProtocol] = {Channel.EMAIL: channel}
     report = await deliver_due(engine, settings, channels, now=T0)
     await channel.close()
     assert report.sent == 0 and report.paused == 1
     [pause] = channel_pauses(session)
     assert "SMTP.SendAsApp" in pause.reason
-    from sqlmodel import select
-
-    from surveys.models import OutboxMessage
 
     [row] = Session(engine).exec(select(OutboxMessage)).all()
     assert row.state == OutboxState.PENDING and row.attempts == 0
