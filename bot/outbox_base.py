@@ -270,6 +270,8 @@ class StoreBase:
         # them; and each channel's run of identical recipient refusals.
         self.paused: set[Channel] = set()
         self._pausing: set[Channel] = set()  # found faulty here, the pause not written yet
+        self._paused_from_db: set[Channel] = set()
+        self._paused_read: datetime | None = None  # when the pauses were last read
         self._streaks: dict[Channel, Streak] = {}
         # (channel, state) pairs found with nothing more due, and when: not asked again for a
         # second (or the poll interval, if shorter), unless new rows are queued or moved there.

@@ -84,6 +84,7 @@ class OutcomeRecorder(StoreBase):
         self, session: Session, channel: Channel, reason: str, now: datetime, outbox_id: int
     ) -> None:
         self.paused.add(channel)
+        self._paused_from_db.add(channel)
         self._pausing.discard(channel)
         self._streaks.pop(channel, None)
         if pause_channel(session, channel.value, reason=reason, now=now, outbox_id=outbox_id):

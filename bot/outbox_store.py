@@ -39,6 +39,7 @@ from bot.rendering import issue_unsubscribe_link, opt_out_applies
 from surveys.models import Channel, MessageKind, OutboxState
 
 CHANNEL_NAMES = frozenset(c.value for c in Channel)
+PAUSES_READ = timedelta(seconds=1)
 
 __all__ = [
     "ClaimResult",
@@ -70,10 +71,17 @@ class OutboxStore(OutcomeRecorder):
         if expired:
             states.insert(0, OutboxState.CLAIMED)
         with Session(self.engine) as session:
-            # A paused channel's rows stay pending, in every worker: the pause is in the database.
-            self.paused = self._pausing | {
-                Channel(c) for c in paused_channels(session) if c in CHANNEL_NAMES
-            }
+            # A paused channel's rows stay pending, in every worker: the pause is in the
+            # database, read again at most once a second (a pause here counts at once).
+            if (
+                self._paused_read is None
+                or not timedelta() <= now - self._paused_read < PAUSES_READ
+            ):
+                self._paused_from_db = {
+                    Channel(c) for c in paused_channels(session) if c in CHANNEL_NAMES
+                }
+                self._paused_read = now
+            self.paused = self._pausing | self._paused_from_db
             result.paused = set(self.paused)
             claimed: list[Claimed] = []
             for channel in Channel:
