@@ -12,10 +12,12 @@ How a row travels:
    channel where that one works, or is dead with the reason.
 3. **Send**, with at most ``concurrency`` messages in flight per channel (the SMTP pool size).
 4. **Record**: sent; or failed with the next try after exponential backoff with jitter; or dead
-   after ``EVALBOT_OUTBOX_MAX_ATTEMPTS``; or, on a permanent refusal, the person's address is
-   marked undeliverable and the *same row* switches to the other channel (it keeps its key and
-   history) or is dead. Later messages skip that address until an admin clears it
-   (``evalbot outbox clear-address``).
+   after ``EVALBOT_OUTBOX_MAX_ATTEMPTS``; or, on a refusal of the recipient, the person's address
+   is marked undeliverable and the *same row* switches to the other channel (it keeps its key
+   and history) or is dead. Later messages skip that address until an admin clears it
+   (``evalbot outbox clear-address``). A fault of the channel itself (a refused sender, login
+   or message, or the same refusal for several recipients in a row) pauses the channel instead
+   (``bot.pauses``): its rows wait, in every worker, until it resumes.
 
 Delivery is at least once: a dispatcher killed between the relay accepting a message and the
 outcome being written sends that message again when the lease runs out, with the same
@@ -236,6 +238,9 @@ class Dispatcher:
                 await db(self.store.record, list(results), clock(), report)
             if fixed_now is not None:
                 report.held_back += await db(self.store.count_due, fixed_now)
+                report.paused += await db(
+                    functools.partial(self.store.count_due, fixed_now, paused=True)
+                )
             executor.shutdown(wait=True)
             self._wake = None
         return report
@@ -266,6 +271,9 @@ class Dispatcher:
                 self._wake.set()
 
     async def _send_one(self, channel: ChannelProtocol, row: Claimed, now: datetime) -> Outcome:
+        if row.channel in self.store.paused:
+            # The channel paused since this row was claimed: it waits with the others.
+            return Outcome(row, held=f"waiting: the {row.channel} channel is paused")
         try:
             outgoing = render(
                 self.settings,
@@ -286,6 +294,9 @@ class Dispatcher:
                 )
             return Outcome(row, outgoing, delivered=delivered)
         except ChannelError as exc:
+            if exc.channel_fault:
+                # The rows still in this worker's hands wait rather than fail the same way.
+                self.store.note_channel_fault(row.channel)
             return Outcome(row, outgoing, error=exc)
         except Exception as exc:  # a bug in a channel must not stop delivery
             log.exception("outbox %s: the %s channel failed unexpectedly", row.id, row.channel)

@@ -8,6 +8,8 @@ it is neither lost nor counted as a failed attempt.
 - Per day: counted from the outbox itself (rows sent in the last 24 hours plus rows claimed now),
   so it holds across processes and restarts.
 - Per recipient (Telegram's one message a second to a chat): spacing kept in the process.
+- GOV.UK Notify (email and text messages alike): one bucket of ``EVALBOT_NOTIFY_PER_SECOND``
+  (Notify allows 3,000 a minute per service), and each kind's daily limit.
 
 Every method takes ``now``; nothing here reads the clock.
 """
@@ -97,6 +99,20 @@ class ChannelLimits:
         if self.per_day <= 0:
             return None
         return max(0, self.per_day - used)
+
+
+def channel_limits(settings: Settings) -> dict[Channel, ChannelLimits]:
+    """Each channel's limits. Email and text messages by GOV.UK Notify share one bucket: its
+    3,000 a minute is per service, whatever the kind; each kind has its own daily limit."""
+    limits = {channel: limits_for(settings, channel) for channel in Channel}
+    notify = TokenBucket(settings.notify_per_second)
+    for channel, per_day, used in (
+        (Channel.EMAIL, settings.notify_email_per_day, settings.notify_email),
+        (Channel.SMS, settings.notify_sms_per_day, settings.notify_sms),
+    ):
+        if used:
+            limits[channel] = ChannelLimits(notify, per_day, RecipientSpacing(0))
+    return limits
 
 
 def limits_for(settings: Settings, channel: Channel) -> ChannelLimits:

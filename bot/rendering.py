@@ -1,7 +1,8 @@
 """Turning an outbox row into a message ready for its channel.
 
 Every message named ``<name>`` has four templates: ``email/<name>-subject.txt``,
-``email/<name>-body.txt``, ``email/<name>-body.html`` and ``telegram/<name>.html``. Each is
+``email/<name>-body.txt``, ``email/<name>-body.html`` and ``telegram/<name>.html``; those the
+policy lets go by text message (``sms_messages``) have ``sms/<name>.txt`` too. Each is
 rendered with the row's own context plus what every message may use:
 
 - ``partnership``, ``public_url``, ``timezone``, ``recipient_name``, ``kind``;
@@ -28,6 +29,7 @@ from bot import calendar_invite
 from bot.channels.base import Outgoing
 from bot.links import render_links, url_for
 from bot.settings import Settings
+from bot.sms_text import TooLong, fit
 from bot.templating import TEMPLATES, environment
 from surveys.models import Channel, LinkPurpose, MessageKind
 from surveys.tokens import issue
@@ -153,6 +155,7 @@ def render_email(
         html=html,
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
+        reference=message.idempotency_key,
         headers=headers,
         attachments=(invite,) if invite is not None else (),
     )
@@ -179,6 +182,47 @@ def render_telegram(
         message_id=message.message_id
         or stable_message_id(settings, outbox_id, message.idempotency_key),
         buttons=link_buttons(message.context.get("buttons") or [], context["links"]),
+        reference=message.idempotency_key,
+    )
+
+
+# What may be cut to keep a text message within two fragments, in turn and to how short; links
+# never are.
+SMS_SHORTENABLE = (
+    ("course_title", 16),
+    ("agency_name", 12),
+    ("delegate_name", 12),
+    ("recipient_name", 12),
+    ("partnership", 16),
+)
+
+
+def render_sms(
+    settings: Settings,
+    message: MessageRow,
+    *,
+    recipient: str,
+    recipient_name: str,
+    now: datetime,
+) -> Outgoing:
+    """One text message from ``sms/<name>.txt``, made plain and kept within two fragments
+    (``bot.sms_text``) with its personal link whole."""
+    context = template_context(settings, message, recipient_name=recipient_name, now=now)
+    name = f"sms/{message.template}.txt"
+    try:
+        body = fit(lambda values: _render(name, values), context, SMS_SHORTENABLE)
+    except TooLong as exc:
+        raise RenderError(f"template {name}: {exc}") from exc
+    outbox_id = message.id or 0
+    return Outgoing(
+        outbox_id=outbox_id,
+        recipient=recipient,
+        subject="",
+        text=body,
+        html="",
+        message_id=message.message_id
+        or stable_message_id(settings, outbox_id, message.idempotency_key),
+        reference=message.idempotency_key,
     )
 
 
@@ -196,7 +240,9 @@ def render(
     recipient_name: str,
     now: datetime,
 ) -> Outgoing:
-    renderer = render_telegram if channel == Channel.TELEGRAM else render_email
+    renderer = {Channel.TELEGRAM: render_telegram, Channel.SMS: render_sms}.get(
+        channel, render_email
+    )
     return renderer(settings, message, recipient=recipient, recipient_name=recipient_name, now=now)
 
 

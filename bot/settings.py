@@ -12,13 +12,14 @@ import os
 import re
 import secrets
 import tomllib
+import uuid
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -32,7 +33,14 @@ from bot import branding, templating
 from surveys.files import write_private
 
 PREFIX = "EVALBOT_"
-SECRETS = ("secret_key", "smtp_password", "telegram_token", "telegram_webhook_secret")
+SECRETS = (
+    "secret_key",
+    "smtp_password",
+    "telegram_token",
+    "telegram_webhook_secret",
+    "m365_client_secret",
+    "notify_api_key",
+)
 CONFIG_ENV = "EVALBOT_CONFIG"
 
 
@@ -105,6 +113,28 @@ class Settings(BaseSettings):
     # hand), and the proxies (addresses, CIDR ranges or "*") whose X-Forwarded-For is believed.
     retention_years: int = Field(default=6, ge=0, le=100)
     forwarded_allow_ips: str = ""
+    # Delivery faults (bot/pauses.py): the same refusal for this many different recipients in
+    # a row pauses the channel rather than marking them all undeliverable (0: never).
+    outbox_pause_after_same_refusals: int = Field(default=3, ge=0)
+
+    # Delivery by Microsoft 365 without passwords (bot/channels/m365.py) and by GOV.UK Notify
+    # (bot/channels/notify.py). ``smtp_auth`` comes after the M365 settings it checks.
+    m365_tenant_id: str | None = None
+    m365_client_id: str | None = None
+    m365_client_secret: SecretStr | None = None
+    m365_authority: str = "https://login.microsoftonline.com"  # Entra ID's sign-in host
+    m365_ca_file: Path | None = None  # a CA bundle for a token endpoint with a private certificate
+    smtp_auth: Literal["password", "oauth2"] = "password"
+    notify_api_key: SecretStr | None = None
+    notify_email_template_id: str | None = None
+    notify_sms_template_id: str | None = None
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    # Notify allows 3,000 messages a minute per service (50 a second) and a daily number set
+    # per service (often 250,000 emails and 250,000 texts); 0 is no daily limit.
+    notify_per_second: float = Field(default=50.0, ge=0)
+    notify_email_per_day: int = Field(default=0, ge=0)
+    notify_sms_per_day: int = Field(default=0, ge=0)
+    notify_threads: int = Field(default=8, ge=1, le=64)  # requests in flight to Notify
 
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.
@@ -152,6 +182,48 @@ class Settings(BaseSettings):
     def _proxies(cls, value: str) -> str:
         return check_proxies(value)
 
+    @field_validator("smtp_auth")
+    @classmethod
+    def _oauth2_needs_the_app(cls, value: str, info: ValidationInfo) -> str:
+        if value == "oauth2":
+            missing = [
+                PREFIX + name.upper()
+                for name in ("m365_tenant_id", "m365_client_id", "m365_client_secret")
+                if not info.data.get(name)
+            ]
+            if not info.data.get("smtp_username"):
+                missing.append("EVALBOT_SMTP_USERNAME (the mailbox that sends)")
+            if missing:
+                raise ValueError("oauth2 needs " + ", ".join(missing))
+        return value
+
+    @field_validator("notify_api_key")
+    @classmethod
+    def _notify_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A Notify API key is "<key name>-<service id>-<secret>", both ids UUIDs.
+        if value is not None:
+            key = value.get_secret_value().strip()
+            try:
+                uuid.UUID(key[-73:-37])
+                uuid.UUID(key[-36:])
+            except ValueError:
+                raise ValueError(
+                    "must be a GOV.UK Notify API key: its name, the service id and the secret, "
+                    "joined by hyphens (copy it whole from Notify's API integration page)"
+                ) from None
+            return SecretStr(key)
+        return value
+
+    @field_validator("notify_email_template_id", "notify_sms_template_id")
+    @classmethod
+    def _template_uuid(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                return str(uuid.UUID(value.strip()))
+            except ValueError:
+                raise ValueError("must be a Notify template id (a UUID)") from None
+        return value
+
     @field_validator("telegram_admins", "telegram_trainers", mode="before")
     @classmethod
     def _id_list(cls, value: Any) -> Any:
@@ -179,6 +251,16 @@ class Settings(BaseSettings):
         if self.admin_email:
             return self.admin_email
         return parseaddr(self.reply_to)[1] or None if self.reply_to else None
+
+    @property
+    def notify_email(self) -> bool:
+        """Email goes by GOV.UK Notify: its key and email template are set."""
+        return self.notify_api_key is not None and self.notify_email_template_id is not None
+
+    @property
+    def notify_sms(self) -> bool:
+        """Text messages can go, by GOV.UK Notify: its key and text template are set."""
+        return self.notify_api_key is not None and self.notify_sms_template_id is not None
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -81,6 +81,8 @@ FIRST_NAMES = 5
 RESPONSE_DAYS = 7
 UNSENT_OR_CLAIMED = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.CLAIMED)
 DEFAULT_ZONE = ZoneInfo("Europe/London")
+# Campaign messages go by email or Telegram; text messages carry only what the policy allows.
+CAMPAIGN_CHANNELS = (Channel.EMAIL, Channel.TELEGRAM)
 # Bookings that hold a place on a session.
 HOLDING = (
     BookingStatus.BOOKED,
@@ -725,7 +727,7 @@ def _existing_keys(session: Session, keys: list[str]) -> set[str]:
 
 
 def _counts(plan: _Plan) -> dict[str, Any]:
-    channels = {c.value: 0 for c in Channel}
+    channels = {c.value: 0 for c in CAMPAIGN_CHANNELS}
     for _, channel in plan.to_send:
         channels[channel.value] += 1
     counts: dict[str, Any] = {
@@ -776,7 +778,7 @@ def preview(
         kind=plan.kind,
         scope=plan.scope.as_dict(),
         scope_key=plan.key,
-        channels={c.value: counts[c.value] for c in Channel},
+        channels={c.value: counts[c.value] for c in CAMPAIGN_CHANNELS},
         opted_out=plan.opted_out,
         unreachable=plan.unreachable,
         already_messaged=plan.already,

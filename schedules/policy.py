@@ -35,6 +35,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from surveys.models import Stage
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Messages that have a text-message form (templates/sms/<name>.txt), and those sent as texts by
+# default: survey reminders, the late-cancellation notice to the manager, no-show notices.
+SMS_CAPABLE = (
+    "survey-invitation",
+    "survey-reminder",
+    "nominate-request",
+    "no-show-delegate",
+    "no-show-manager",
+)
+DEFAULT_SMS_MESSAGES = frozenset(
+    {"survey-reminder", "nominate-request", "no-show-delegate", "no-show-manager"}
+)
 _DURATION = re.compile(r"(?P<sign>[-+]?)\s*(?P<parts>(?:\d+\s*(?:mo|[wdhm])\s*)+)$")
 _PART = re.compile(r"(\d+)\s*(mo|[wdhm])")
 _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
@@ -151,6 +163,8 @@ class Policy(BaseModel):
     offer_closes_before: int = 1
     nomination_hours: int = 4
     min_places_check: int = 10
+    # The messages that may go by text where a person has a mobile number and no working chat.
+    sms_messages: frozenset[str] = Field(default_factory=lambda: DEFAULT_SMS_MESSAGES)
     courses: dict[str, Policy] = Field(default_factory=dict)  # by normalised course title
 
     def for_course(self, title: str) -> Policy:
@@ -213,6 +227,7 @@ TOP_KEYS = (
     "offer_closes_before",
     "nomination_hours",
     "min_places_check",
+    "sms_messages",
     "courses",
 )
 
@@ -311,6 +326,17 @@ def _text(value: Any, key: str) -> str:
     return " ".join(value.split())
 
 
+def _sms_messages(value: Any, key: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PolicyError(f'{key}: expected a list of message names like ["survey-reminder"]')
+    for item in value:
+        if item not in SMS_CAPABLE:
+            raise PolicyError(
+                f"{key}: {item!r} has no text-message form; choose from {', '.join(SMS_CAPABLE)}"
+            )
+    return frozenset(value)
+
+
 def _region(value: Any, key: str) -> str:
     known = holidays.list_supported_countries()["GB"]
     if value not in known:
@@ -354,6 +380,7 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "offer_closes_before": _whole(0),
     "nomination_hours": _whole(0),
     "min_places_check": _whole(0),
+    "sms_messages": _sms_messages,
 }
 
 

@@ -76,6 +76,7 @@ class Sector(StrEnum):
 class Channel(StrEnum):
     EMAIL = "email"
     TELEGRAM = "telegram"
+    SMS = "sms"  # text messages, by GOV.UK Notify, to ``Person.mobile``
 
 
 class Deliverability(StrEnum):
@@ -179,6 +180,11 @@ class Person(SQLModel, table=True):
     updated_at: datetime = _stamp()
     erased_at: datetime | None = _when()
     mobile: str | None = Field(default=None, sa_type=String(20))  # E.164, from the export
+    # Text messages (bot/channels/notify.py): a number that Notify refused, and the person's
+    # choice of email only (from the survey page), which applies to every text.
+    sms_status: Deliverability = Field(default=Deliverability.OK, sa_type=String(20))
+    sms_status_reason: str | None = Field(default=None, sa_type=Text)
+    sms_opt_out: bool = False
 
 
 class Course(SQLModel, table=True):
@@ -347,6 +353,8 @@ class OutboxMessage(SQLModel, table=True):
     invitation_id: int | None = Field(default=None, foreign_key="survey_invitation.id", index=True)
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
     created_at: datetime = _stamp()
+    # The provider's own id for the message once sent (a GOV.UK Notify notification id).
+    provider_id: str | None = Field(default=None, sa_type=String(100))
 
 
 class Link(SQLModel, table=True):
@@ -389,6 +397,21 @@ class TelegramChat(SQLModel, table=True):
     question_key: str | None = Field(default=None, sa_type=String(120))
     message_id: int | None = None
     updated_at: datetime = _stamp()
+
+
+class ChannelPause(SQLModel, table=True):
+    """A delivery channel that stopped because the fault was its own (a relay refusing our
+    sender, a refused token), not a recipient's. Kept here so that every worker sees it; a row
+    with no ``resumed_at`` is a pause in force. Its history is in the audit log."""
+
+    __tablename__ = "channel_pause"
+
+    channel: str = Field(sa_type=String(20), primary_key=True)
+    paused_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(sa_type=Text)
+    outbox_id: int | None = None  # the message whose failure paused it
+    resumed_at: datetime | None = _when()
+    resumed_by: str | None = Field(default=None, sa_type=String(200))
 
 
 # The staff console's tables live in their own module.

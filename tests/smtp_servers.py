@@ -2,8 +2,9 @@
 
 - ``SmtpServer``: a real aiosmtpd server in a thread of the test, recording what it receives,
   that can be told to misbehave: a reply of the test's choosing at MAIL, RCPT or DATA (421, 454,
-  451, 550...), a recipient it refuses, a connection dropped in the middle of DATA, a DATA it
-  never answers (for timeouts), an idle connection it drops.
+  451, 550...), once or for every message (a misconfigured relay: ``554 5.2.252 SendAsDenied``),
+  a recipient it refuses, a connection dropped in the middle of DATA, a DATA it never answers
+  (for timeouts), an idle connection it drops.
 - ``python -m tests.smtp_servers sink --log FILE``: an aiosmtpd sink in its own process that
   writes one line per message received (Message-ID, recipient and Subject, tab-separated), for
   tests that kill dispatcher processes and count what arrived.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import email
 import email.header
@@ -59,7 +61,12 @@ class Behaviour:
     # One-off replies, used in order: ("mail" | "rcpt" | "data", reply or "disconnect"/"stall").
     faults: deque[tuple[str, str]] = field(default_factory=deque)
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply, every time
+    # stage -> reply for every message, as a misconfigured relay answers (``always_fail``).
+    always: dict[str, str] = field(default_factory=dict)
     drop_idle: bool = False  # close each connection after the message it carried
+    # XOAUTH2: the tokens accepted (a live set, e.g. a FakeEntra's ``valid``) and for which mailbox.
+    tokens: set[str] | None = None
+    mailbox: str = ""
 
 
 class Recorder:
@@ -73,12 +80,37 @@ class Recorder:
         self.release = threading.Event()  # lets a stalled DATA go (set on stop)
         self.data_started = threading.Event()
         self.message_arrived = threading.Event()  # set once a message has been received
+        self.xoauth2_logins: list[tuple[str, str]] = []  # (mailbox, token) per XOAUTH2 attempt
 
     def _fault(self, stage: str) -> str | None:
         faults = self.behaviour.faults
         if faults and faults[0][0] == stage:
             return faults.popleft()[1]
-        return None
+        return self.behaviour.always.get(stage)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """XOAUTH2 (as Microsoft 365 takes it): ``user=<mailbox>^Aauth=Bearer <token>^A^A``,
+        accepted when the token is in ``behaviour.tokens`` and the mailbox is the expected one."""
+        if len(args) < 2:
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 XOAUTH2 needs its argument"
+            )
+        try:
+            fields = base64.b64decode(args[1], validate=True).decode().split("\x01")
+        except ValueError:
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 Cannot decode base64"
+            )
+        values = dict(f.split("=", 1) for f in fields if "=" in f)
+        user, bearer = values.get("user", ""), values.get("auth", "")
+        token = bearer.removeprefix("Bearer ")
+        self.xoauth2_logins.append((user, token))
+        tokens, mailbox = self.behaviour.tokens, self.behaviour.mailbox
+        if tokens is not None and token in tokens and user == mailbox:
+            return AuthResult(success=True, auth_data=user)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
 
     async def handle_EHLO(
         self,
@@ -180,8 +212,12 @@ class SmtpServer:
         tls_context: ssl.SSLContext | None = None,
         starttls_context: ssl.SSLContext | None = None,
         logins: dict[str, str] | None = None,
+        xoauth2: tuple[str, set[str]] | None = None,
     ):
+        """``xoauth2``: (mailbox, the tokens accepted), for a relay that takes only XOAUTH2."""
         self.behaviour = Behaviour()
+        if xoauth2 is not None:
+            self.behaviour.mailbox, self.behaviour.tokens = xoauth2
         self.recorder = Recorder(self.behaviour)
         kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": free_port()}
         smtp_kwargs: dict[str, Any] = {}
@@ -189,12 +225,15 @@ class SmtpServer:
             kwargs["ssl_context"] = tls_context
         if starttls_context is not None:
             smtp_kwargs.update(tls_context=starttls_context, require_starttls=True)
-        if logins is not None:
+        if logins is not None or xoauth2 is not None:
             smtp_kwargs.update(
-                authenticator=_Authenticator(logins),
+                authenticator=_Authenticator(logins or {}),
                 auth_require_tls=False,
                 auth_required=True,
             )
+        if xoauth2 is not None:
+            # Microsoft 365 offers LOGIN and XOAUTH2; password login is what it turns off.
+            smtp_kwargs["auth_exclude_mechanism"] = ["PLAIN"]
         self.controller = _Controller(self.recorder, **kwargs, **smtp_kwargs)
 
     def start(self) -> SmtpServer:
@@ -219,6 +258,13 @@ class SmtpServer:
 
     def refuse(self, address: str, reply: str = "550 5.1.1 User unknown") -> None:
         self.behaviour.refuse[address] = reply
+
+    def always_fail(self, stage: str, reply: str) -> None:
+        """Answer ``reply`` at ``stage`` for every message until ``mend()``."""
+        self.behaviour.always[stage] = reply
+
+    def mend(self) -> None:
+        self.behaviour.always.clear()
 
 
 def free_port() -> int:

@@ -183,14 +183,17 @@ async def test_550_for_one_recipient_is_permanent_and_others_still_go(smtp: Smtp
     assert smtp.recorder.connections == 1  # the refusal did not cost the connection
 
 
-async def test_a_5xx_to_the_message_is_permanent(smtp: SmtpServer) -> None:
+async def test_a_5xx_to_the_message_is_the_relays_fault_not_the_recipients(
+    smtp: SmtpServer,
+) -> None:
     smtp.fail_next("data", "554 5.7.1 Message rejected")
     settings = smtp_settings(smtp.port)
     channel = SmtpChannel(settings)
     with pytest.raises(ChannelError) as failed:
         await channel.send(message(settings))
     await channel.close()
-    assert failed.value.permanent
+    assert not failed.value.permanent
+    assert failed.value.channel_fault
 
 
 async def test_a_refused_sender_is_the_relays_setting_not_the_persons_address(
@@ -203,6 +206,7 @@ async def test_a_refused_sender_is_the_relays_setting_not_the_persons_address(
         await channel.send(message(settings))
     await channel.close()
     assert not failed.value.permanent
+    assert failed.value.channel_fault
     assert "EVALBOT_MAIL_FROM" in str(failed.value)
 
 
@@ -249,6 +253,7 @@ async def test_a_wrong_password_names_the_settings_to_check() -> None:
         with pytest.raises(ChannelError) as failed:
             await channel.send(message(settings))
         assert not failed.value.permanent
+        assert failed.value.channel_fault
         assert "EVALBOT_SMTP_PASSWORD" in str(failed.value)
 
         good = SmtpChannel(

@@ -1,8 +1,22 @@
 """The interface every delivery channel implements.
 
 A channel turns one rendered message into one delivery attempt. It raises ``ChannelError`` when
-the attempt fails, saying whether trying again can help (``permanent``) and, where the other side
-said so, how long to wait (``retry_after``).
+the attempt fails, saying whose fault it is and whether trying again can help:
+
+- neither ``permanent`` nor ``channel_fault``: a passing fault (a 4xx reply, a timeout, a lost
+  connection, a rate limit); the dispatcher tries again later, after ``retry_after`` seconds
+  where the other side said how long;
+- ``permanent``: the recipient was refused (an unknown mailbox, a blocked chat); that address
+  of that person is marked undeliverable;
+- ``message_fault``: this message cannot go as it is (too long for the channel); it is dead
+  with the reason, and neither the address nor the channel is blamed;
+- ``channel_fault``: the channel itself cannot send (the sender refused, a policy or message
+  fault, a refused login or token); the channel pauses, everyone's messages wait, and the
+  coordinator is told (``bot.pauses``).
+
+``refusal`` names a recipient refusal without the recipient in it (for SMTP: stage, code and
+text), so that the same refusal for several different recipients in a row, which is the
+relay's fault rather than theirs, can be recognised.
 """
 
 from __future__ import annotations
@@ -12,10 +26,24 @@ from typing import Protocol
 
 
 class ChannelError(Exception):
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        channel_fault: bool = False,
+        refusal: str | None = None,
+        message_fault: bool = False,
+    ):
         super().__init__(message)
+        if permanent + channel_fault + message_fault > 1:
+            raise ValueError("a failure is the recipient's, the channel's or the message's")
         self.permanent = permanent
         self.retry_after = retry_after
+        self.channel_fault = channel_fault
+        self.refusal = refusal
+        self.message_fault = message_fault
 
 
 @dataclass(frozen=True)
@@ -32,7 +60,7 @@ class Outgoing:
     """A message ready to send: the recipient, rendered parts and the stable identity."""
 
     outbox_id: int
-    recipient: str  # an email address, or a Telegram chat id as text
+    recipient: str  # an email address, a Telegram chat id as text, or a mobile number (E.164)
     subject: str
     text: str
     html: str
@@ -40,11 +68,13 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)  # Telegram: (label, url)
     attachments: tuple[Attachment, ...] = ()  # email only
+    reference: str = ""  # the outbox idempotency key, for channels that record one (Notify)
 
 
 @dataclass(frozen=True)
 class Delivered:
     server_reply: str
+    provider_id: str | None = None  # the other side's id for the message (a Notify id)
 
 
 class Channel(Protocol):

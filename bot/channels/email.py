@@ -4,31 +4,30 @@
 opens a fresh one whenever the relay has dropped one. How each failure is classed:
 
 - 4xx replies, disconnects and timeouts: transient, the dispatcher tries again later;
-- a 5xx reply to the recipient or to the message: permanent, the address is undeliverable;
-- a refused login or sender address: transient, because it is the relay's configuration that is
-  wrong, not the person's address, and the message should go once an admin has mended it.
+- a rejected recipient (550, 551 or 553 at RCPT, or an enhanced code 5.1.x at any stage):
+  permanent, that address is undeliverable;
+- any other 5xx (a refused sender, 5.2.x, 5.3.x and 5.7.x policy and message faults, a 552 or
+  554 after DATA) and a refused login: the relay's configuration is wrong, not the person's
+  address, so the channel pauses and every message waits until it is mended (``bot.pauses``).
+
+See ``smtp_fault`` for the rule.
 
 With no ``EVALBOT_SMTP_HOST``, ``MailFolderChannel`` writes each message to
 ``EVALBOT_MAIL_DIR/<outbox id>.<hash>.eml`` instead, so everything can be read without a relay.
 
-Messages are assembled here from the standard library's pieces (``binascii`` quoted-printable and
-base64, ``email.utils`` addresses) rather than with ``email.message.EmailMessage``: measured on a
-3 kB message of text and HTML, ``EmailMessage`` with the SMTP policy costs 1.4 ms of CPU and
-``email.mime`` 0.5 ms, against about 0.33 ms for everything else the dispatcher does to send one
-message, relay round trip included. The tests parse what arrives with the standard library.
+Messages are built by ``bot.channels.mime`` (``build_message`` is importable from here too).
+With ``EVALBOT_SMTP_AUTH=oauth2`` the login is a Microsoft 365 token (``bot.channels.m365``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
-import hashlib
 import os
 import re
 import ssl
-from email.utils import formataddr, parseaddr
-from functools import cache
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import aiosmtplib
@@ -43,158 +42,60 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from bot.channels.base import Attachment, ChannelError, Delivered, Outgoing
+from bot.channels.base import ChannelError, Delivered, Outgoing
+from bot.channels.m365 import M365Tokens, TokenError, system_clock
+from bot.channels.mime import (
+    _ADDRESS,
+    build_message,
+    encode_header,
+    envelope_sender,
+    smtp_payload,
+)
 from bot.settings import Settings
 from surveys.files import private_folder, write_private
 
+__all__ = [
+    "MailFolderChannel",
+    "SmtpChannel",
+    "build_message",
+    "encode_header",
+    "enhanced_code",
+    "envelope_sender",
+    "smtp_fault",
+    "smtp_payload",
+]
+
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+RECIPIENT_CODES = frozenset({550, 551, 553})
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 
 
-# --- building a message ------------------------------------------------------------------------
+def enhanced_code(message: str) -> tuple[int, int, int] | None:
+    """The enhanced status code (RFC 3463) a reply's text starts with, if it has one."""
+    found = _ENHANCED.match(message.strip())
+    if found is None:
+        return None
+    klass, subject, detail = (int(part) for part in found.groups())
+    return klass, subject, detail
 
 
-def build_message(message: Outgoing, *, mail_from: str, reply_to: str | None = None) -> bytes:
-    """A multipart/alternative (text, then HTML) message in UTF-8, quoted-printable, CRLF; with
-    attachments, that inside a multipart/mixed, each attachment after it in base64."""
-    # "=_" never appears in quoted-printable text, so the boundary cannot occur in a body.
-    boundary = "=_evalbot_" + hashlib.sha256(message.message_id.encode()).hexdigest()[:16]
-    fields: list[tuple[str, str]] = [
-        ("From", _address(mail_from)),
-        ("To", _one_line(message.headers.get("To") or message.recipient)),
-        ("Subject", encode_header(message.subject)),
-        ("Message-ID", _one_line(message.message_id)),
-    ]
-    if reply_to:
-        fields.append(("Reply-To", _address(reply_to)))
-    fields.extend(
-        (name, _one_line(value)) for name, value in message.headers.items() if name != "To"
-    )
-    alternative = f'multipart/alternative; boundary="{boundary}"'
-    fields += [
-        # Asks out-of-office responders not to answer (RFC 3834).
-        ("Auto-Submitted", "auto-generated"),
-        ("MIME-Version", "1.0"),
-        (
-            "Content-Type",
-            f'multipart/mixed; boundary="{boundary}_m"' if message.attachments else alternative,
-        ),
-    ]
-    head = "".join(f"{name}: {_fold(value)}\r\n" for name, value in fields)
-    # The line break before a boundary belongs to the boundary, hence the extra one per part.
-    marker = f"--{boundary}\r\n".encode()
-    body = b"".join(
-        (
-            marker,
-            _part("text/plain", message.text),
-            b"\r\n",
-            marker,
-            _part("text/html", message.html),
-            b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        )
-    )
-    if message.attachments:
-        mixed = f"--{boundary}_m\r\n".encode()
-        parts = [mixed, f"Content-Type: {alternative}\r\n\r\n".encode(), body]
-        for attachment in message.attachments:
-            parts += [b"\r\n", mixed, _attachment(attachment)]
-        body = b"".join((*parts, f"\r\n--{boundary}_m--\r\n".encode()))
-    return head.encode("ascii") + b"\r\n" + body
+def smtp_fault(stage: str, code: int, message: str) -> str:
+    """Whose fault a reply at ``stage`` (``mail``, ``rcpt``, ``data``, ``auth``) is:
+    ``transient`` (try again), ``recipient`` (that address is refused) or ``channel`` (the
+    relay will send nothing of ours until it is mended: pause).
 
-
-def _attachment(attachment: Attachment) -> bytes:
-    name = _one_line(attachment.filename).replace('"', "")
-    encoded = binascii.b2a_base64(attachment.data, newline=False)
-    lines = b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
-    return (
-        (
-            f'Content-Type: {_one_line(attachment.content_type)}; name="{name}"\r\n'
-            f'Content-Disposition: attachment; filename="{name}"\r\n'
-            "Content-Transfer-Encoding: base64\r\n\r\n"
-        ).encode()
-        + lines
-        + b"\r\n"
-    )
-
-
-def smtp_payload(message: bytes) -> bytes:
-    """A message from ``build_message`` as DATA sends it: lines starting with a dot get another
-    (RFC 5321 4.5.2), then the closing dot. The message has only CRLF line breaks, so this is all
-    aiosmtplib's ``data()`` would do, at a tenth of the cost of its regular expressions."""
-    return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
-
-
-def _part(content_type: str, body: str) -> bytes:
-    if not body.endswith("\n"):
-        body += "\n"
-    # Every line break becomes CRLF, a lone CR included, so the message is ready for DATA as it is.
-    text = body.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    return (
-        f'Content-Type: {content_type}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode() + encoded.replace(b"\n", b"\r\n")
-
-
-def encode_header(value: str) -> str:
-    """A header value in ASCII: as it is, or as RFC 2047 encoded words of at most 75 characters."""
-    value = _one_line(value)
-    if value.isascii():
-        return value
-    words: list[str] = []
-    chunk = ""
-    size = 0
-    for character in value:
-        width = len(character.encode("utf-8"))
-        # 39 bytes are 52 base64 characters, 64 with the delimiters: with the header's name,
-        # a line stays within 78 characters.
-        if size + width > 39:
-            words.append(_encoded_word(chunk))
-            chunk, size = "", 0
-        chunk += character
-        size += width
-    if chunk:
-        words.append(_encoded_word(chunk))
-    return "\r\n ".join(words)
-
-
-def _encoded_word(text: str) -> str:
-    return "=?utf-8?b?" + binascii.b2a_base64(text.encode("utf-8"), newline=False).decode() + "?="
-
-
-@cache
-def _address(value: str) -> str:
-    name, address = parseaddr(value)
-    return formataddr((_one_line(name), address), charset="utf-8")
-
-
-def _one_line(value: str) -> str:
-    # A line break in a value would start a new header: never let one through.
-    return value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
-
-
-def _fold(value: str) -> str:
-    """Fold a long ASCII header at spaces so that no line passes 78 characters where possible."""
-    if len(value) <= 76 or "\r\n" in value:
-        return value
-    lines: list[str] = []
-    line = ""
-    for word in value.split():
-        if line and len(line) + 1 + len(word) > 76:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return "\r\n ".join(lines)
-
-
-# An address as it may appear in MAIL FROM and RCPT TO: no spaces, brackets or controls, ASCII.
-_ADDRESS = re.compile(r"[!#-;=?-~]+@[!#-;=?-Z^-~]+", re.ASCII)
-
-
-def envelope_sender(mail_from: str) -> str:
-    return parseaddr(mail_from)[1]
+    Only a rejected recipient is the recipient's: 550, 551 or 553 at RCPT without an enhanced
+    code, or any 5xx whose enhanced code is 5.1.x (bad mailbox or domain). A 5xx whose enhanced
+    code is anything else (5.2.252 SendAsDenied, 5.3.4 message too big, 5.7.x policy) or that
+    comes at MAIL, DATA or AUTH is the relay's."""
+    if code < 500:
+        return "transient"
+    enhanced = enhanced_code(message)
+    if enhanced is not None and enhanced[0] == 5:
+        return "recipient" if enhanced[1] == 1 else "channel"
+    if stage == "rcpt" and code in RECIPIENT_CODES:
+        return "recipient"
+    return "channel"
 
 
 # --- SMTP -------------------------------------------------------------------------------------
@@ -217,9 +118,11 @@ class SmtpChannel:
 
     name = "email"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = system_clock):
         if not settings.smtp_host:
             raise ValueError("SmtpChannel needs EVALBOT_SMTP_HOST")
+        # Microsoft 365 without a password: tokens by XOAUTH2 (``bot.channels.m365``).
+        self.tokens = M365Tokens(settings, clock=clock) if settings.smtp_auth == "oauth2" else None
         self.host = settings.smtp_host
         self.security = settings.smtp_security
         self.port = settings.smtp_port or DEFAULT_PORTS[self.security]
@@ -308,6 +211,19 @@ class SmtpChannel:
         return response
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        try:
+            return await self._open()
+        except SMTPAuthenticationError as exc:
+            if self.tokens is None or exc.code < 500:
+                raise self._login_refused(exc) from exc
+            # A refused token is renewed once; refused again, the channel pauses.
+            self.tokens.renew()
+            try:
+                return await self._open()
+            except SMTPAuthenticationError as again:
+                raise self._login_refused(again) from again
+
+    async def _open(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -315,7 +231,8 @@ class SmtpChannel:
             use_tls=self.security == "tls",
             start_tls=self.security == "starttls",
             username=self.username,
-            password=self.password,
+            password=None if self.tokens else self.password,
+            oauth_token_generator=self._token if self.tokens else None,
             cert_bundle=self.ca_file,
         )
         try:
@@ -325,16 +242,45 @@ class SmtpChannel:
                     await client.ehlo()
                 except SMTPHeloError:
                     await client.helo()
-        except SMTPAuthenticationError as exc:
+        except SMTPAuthenticationError:
             client.close()
-            raise ChannelError(
-                f"{self.where} refused the login for {self.username!r}: {exc.code} "
-                f"{exc.message}; check EVALBOT_SMTP_USERNAME and EVALBOT_SMTP_PASSWORD"
-            ) from exc
+            raise
+        except TokenError as exc:
+            client.close()
+            raise ChannelError(str(exc), channel_fault=exc.refused) from exc
         except (SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
             client.close()
+            if self.tokens is not None and "XOAUTH2" in str(exc):
+                raise ChannelError(
+                    f"the relay at {self.where} does not offer XOAUTH2 login, which "
+                    "EVALBOT_SMTP_AUTH=oauth2 needs: check EVALBOT_SMTP_HOST "
+                    "(smtp.office365.com)",
+                    channel_fault=True,
+                ) from exc
             raise ChannelError(f"cannot connect to the relay at {self.where}: {_why(exc)}") from exc
         return client
+
+    async def _token(self) -> str:
+        assert self.tokens is not None
+        return await self.tokens.token()
+
+    def _login_refused(self, exc: SMTPAuthenticationError) -> ChannelError:
+        if self.tokens is not None:
+            hint = (
+                f"refused the token of app {self.tokens.client_id} for the mailbox "
+                f"{self.username!r} (after renewing it once): {exc.code} {exc.message}; check "
+                "that the app has the SMTP.SendAsApp permission with admin consent, that its "
+                "service principal may send as that mailbox, and that SMTP AUTH is on for it"
+            )
+        else:
+            hint = (
+                f"refused the login for {self.username!r}: {exc.code} {exc.message}; check "
+                "EVALBOT_SMTP_USERNAME and EVALBOT_SMTP_PASSWORD"
+            )
+        return ChannelError(
+            f"{self.where} {hint}",
+            channel_fault=smtp_fault("auth", exc.code, exc.message) == "channel",
+        )
 
     async def _classify(self, exc: BaseException, slot: _Slot, recipient: str) -> ChannelError:
         """A ``ChannelError`` saying whether trying again can help, leaving the connection
@@ -343,21 +289,31 @@ class SmtpChannel:
             code, reply = exc.code, f"{exc.code} {exc.message}"
             await self._reset(slot, closing=code == 421)
             if isinstance(exc, SMTPSenderRefused):
-                hint = "; check EVALBOT_MAIL_FROM" if code >= 500 else ""
-                # Not the person's fault: the message waits for the relay to be mended.
-                return ChannelError(
-                    f"{self.where} refused the sender {self.sender!r}: {reply}{hint}"
+                stage, what = "mail", f"refused the sender {self.sender!r}"
+            elif isinstance(exc, SMTPRecipientRefused):
+                stage, what = "rcpt", f"refused the recipient {recipient}"
+            elif isinstance(exc, SMTPDataError):
+                stage, what = "data", "refused the message"
+            else:
+                stage, what = "other", "answered"
+            fault = smtp_fault(stage, code, exc.message)
+            text = f"{self.where} {what}: {reply}"
+            if fault == "channel" and stage == "mail":
+                text += "; check EVALBOT_MAIL_FROM"
+            elif fault == "channel" and stage == "data":
+                text += (
+                    " (a refusal of the message itself, not of the recipient: check that the "
+                    "relay's mailbox may send as EVALBOT_MAIL_FROM, and its size and policy "
+                    "limits)"
                 )
-            permanent = code >= 500
-            if isinstance(exc, SMTPRecipientRefused):
-                return ChannelError(
-                    f"{self.where} refused the recipient {recipient}: {reply}", permanent=permanent
-                )
-            if isinstance(exc, SMTPDataError):
-                return ChannelError(
-                    f"{self.where} refused the message: {reply}", permanent=permanent
-                )
-            return ChannelError(f"{self.where} answered {reply}", permanent=permanent)
+            # The refusal without the address, to recognise the same one for many recipients.
+            same = f"{stage} {code} {exc.message.replace(recipient, '<recipient>')}"
+            return ChannelError(
+                text,
+                permanent=fault == "recipient",
+                channel_fault=fault == "channel",
+                refusal=same if fault == "recipient" else None,
+            )
         slot.drop()
         if isinstance(exc, (UnicodeError, ValueError)):
             return ChannelError(

@@ -7,6 +7,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.cli.common import fail, load_context, load_settings_or_fail, missing_sqlite_file
+from bot.pauses import channel_pauses
 from surveys import db
 from surveys.models import Agency, Booking, BookingStatus, CourseSession, Person
 
@@ -36,6 +37,7 @@ def status() -> None:
         )
     context = load_context()
     with Session(context.engine) as session:
+        pauses = channel_pauses(session)
         sessions = session.exec(select(func.count()).select_from(CourseSession)).one()
         people = session.exec(select(func.count()).select_from(Person)).one()
         agencies = session.exec(select(func.count()).select_from(Agency)).one()
@@ -48,6 +50,13 @@ def status() -> None:
         typer.echo(f"  {value.value:<18} {by_status.get(value.value, 0)}")
     typer.echo(f"People:    {people}")
     typer.echo(f"Agencies:  {agencies}")
+    for pause in pauses:
+        since = pause.since.astimezone(context.settings.zone)
+        typer.secho(
+            f"Delivery:  sending by {pause.channel} is PAUSED since {since:%d %b %Y %H:%M}: "
+            f"{pause.reason}. Once mended, resume with {pause.resume_hint}.",
+            fg=typer.colors.RED,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from schedules import campaigns
 from schedules.campaign_progress import delivery
 from schedules.campaigns import CampaignError, CampaignPreview, UnknownScope
 from surveys.db import session_scope
-from surveys.models import Channel, OutboxState
+from surveys.models import OutboxState
 from surveys.text import plural
 
 app = typer.Typer(
@@ -162,7 +162,7 @@ def _show(found: CampaignPreview, context: Context) -> None:
     if found.free_places is not None:
         typer.echo(f"  free places:                        {found.free_places}")
     typer.echo(f"  to message:                         {found.to_send}")
-    for channel in Channel:
+    for channel in campaigns.CAMPAIGN_CHANNELS:
         typer.echo(f"    by {channel.value + ':':<31} {found.channels.get(channel.value, 0)}")
     typer.echo(f"  skipped, opted out:                 {found.opted_out}")
     typer.echo(f"  skipped, no usable address:         {found.unreachable}")

@@ -6,7 +6,9 @@
 - ``evalbot outbox retry [ID...] [--to EMAIL]``: re-queue dead messages after a fix.
 - ``evalbot outbox clear-address EMAIL``: an admin has mended an undeliverable address.
 - ``evalbot outbox deliver [--until-idle]``: a delivery worker (SIGTERM finishes what it holds).
-- ``evalbot outbox test-email ADDRESS``: send a test message now, to check the email settings.
+- ``evalbot outbox test-email ADDRESS``: send a test message now, to check the email settings;
+  when it gets through, a paused email channel resumes.
+- ``evalbot outbox resume CHANNEL``: an admin has mended what paused a channel (``bot.pauses``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from bot.channels.base import ChannelError, Outgoing
 from bot.channels.registry import build_channels, email_channel
 from bot.cli.common import Context, fail, load_context, parse_now
 from bot.dispatcher import Dispatcher, DispatchReport
+from bot.pauses import channel_pauses, resume_channel
 from bot.rendering import RenderError, render_email
 from surveys.models import (
     Channel,
@@ -80,8 +84,20 @@ def overview(
             total = sum(per_channel.values())
             typer.echo(f"  {value.value:<10} {total:>7}" + (f"   ({detail})" if detail else ""))
         typer.echo(f"  due now    {due:>7}")
+        echo_pauses(session, context)
         for listed in state or list(LISTED):
             _list(session, context, listed, limit)
+
+
+def echo_pauses(session: Session, context: Context) -> None:
+    """Say which channels are paused, since when, why and how to resume them."""
+    for pause in channel_pauses(session):
+        since = pause.since.astimezone(context.settings.zone)
+        typer.secho(
+            f"\nSending by {pause.channel} is PAUSED since {since:%d %b %Y %H:%M}: {pause.reason}",
+            fg=typer.colors.RED,
+        )
+        typer.echo(f"  Its messages wait. Once mended, resume with {pause.resume_hint}.")
 
 
 def _list(session: Session, context: Context, state: OutboxState, limit: int) -> None:
@@ -230,6 +246,43 @@ def test_email(
     except ChannelError as exc:
         fail(f"The test message to {address} was not sent: {exc}", code=1)
     typer.echo(f"Sent to {address}: {reply}")
+    try:
+        with Session(context.engine) as session:
+            resumed = resume_channel(
+                session,
+                Channel.EMAIL.value,
+                now=now,
+                actor=context.actor,
+                why=f"a test message to {address} got through",
+            )
+            session.commit()
+    except SQLAlchemyError:
+        # Testing the relay needs no database; without one at the current schema there is
+        # no pause to end either.
+        resumed = None
+    if resumed is not None:
+        typer.echo("Sending by email had been paused; it resumes now, and the waiting messages go.")
+
+
+@outbox.command("resume")
+def resume(
+    channel: Annotated[Channel, typer.Argument(help="The paused channel to resume.")],
+) -> None:
+    """Resume a paused channel once what paused it is mended; its waiting messages go at once."""
+    context = load_context()
+    now = datetime.now(UTC)
+    with Session(context.engine) as session:
+        resumed = resume_channel(
+            session, channel.value, now=now, actor=context.actor, why="an admin said so"
+        )
+        session.commit()
+    if resumed is None:
+        typer.echo(f"Sending by {channel.value} is not paused; nothing to resume.")
+        return
+    typer.echo(
+        f"Sending by {channel.value} resumes. It was paused since "
+        f"{resumed.since.astimezone(context.settings.zone):%d %b %Y %H:%M}: {resumed.reason}"
+    )
 
 
 async def _send_test(context: Context, message: Outgoing) -> str:

@@ -141,9 +141,10 @@ def classify(error: TelegramError, *, sent: int = 0, parts: int = 1) -> ChannelE
     if isinstance(error, Forbidden):
         return ChannelError(text, permanent=True)
     if isinstance(error, InvalidToken):
-        # The bot's own configuration, not the person's chat: retry once it is mended.
+        # The bot's own configuration, not the person's chat: Telegram pauses until it is
+        # mended (bot.pauses), and the coordinator is told by email.
         log.error("Telegram refuses the bot token: %s", error.message)
-        return ChannelError(text)
+        return ChannelError(f"{text}; check EVALBOT_TELEGRAM_TOKEN", channel_fault=True)
     if isinstance(error, BadRequest):
         lowered = error.message.lower()
         if any(marker in lowered for marker in PERMANENT_BAD_REQUESTS):

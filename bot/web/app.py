@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bot.branding import logo_type
 from bot.settings import Settings
 from bot.templating import LOGO_PATH, environment
-from bot.web import admin, bookings, offers, register, telegram_hook, unsubscribe
+from bot.web import admin, bookings, offers, register, telegram_hook, texts, unsubscribe
 from bot.web import surveys as survey_form
 from bot.web.security import PRIVATE_HEADERS
 from surveys.db import make_engine
@@ -44,6 +44,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(register.router)
     app.include_router(telegram_hook.router)
+    app.include_router(texts.router)
     admin.install(app)
 
     @app.get(LOGO_PATH, include_in_schema=False)

@@ -126,9 +126,9 @@ def erase(
     done = erase_person(session, person, now=now, actor=staff.actor)
     session.commit()
     # As the command does: compact the database, and delete the written mail to or about them.
-    finish_erasure(engine, settings.mail_dir, done.traces)
+    mail_deleted = finish_erasure(engine, settings.mail_dir, done.traces)
     return render(
         request,
         "web/admin/erase_done.html",
-        {"page_title": f"{name} is erased", "done": done},
+        {"page_title": f"{name} is erased", "done": done, "mail_deleted": mail_deleted},
     )
