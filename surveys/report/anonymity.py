@@ -1,0 +1,151 @@
+"""The anonymous edition: figures that rest on too few people are left out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from surveys.report.examples import (
+    OTHER_COURSES,
+    other_course,
+)
+from surveys.report.rows import (
+    ChangeRow,
+    QuarterlyReport,
+)
+
+# The anonymous edition -------------------------------------------------------------------------
+
+SMALLEST_GROUP = 5
+
+
+def suppress_small_groups(
+    report: QuarterlyReport, smallest: int = SMALLEST_GROUP
+) -> QuarterlyReport:
+    """The report with every survey figure that rests on fewer than ``smallest`` people left out.
+
+    Someone who knows who was on a course (its trainer, a manager, a colleague) could read one
+    person's own answers off a rating, a change or a yes given by one or two people. So in the
+    anonymous edition a row of satisfaction, change, applying the learning or the managers' view
+    from fewer people keeps its name but loses every figure (counts become 0, means None) and is
+    marked ``suppressed``; the barriers go when fewer than ``smallest`` answered the question.
+    The examples of a course with fewer than ``smallest`` of them are shown under "Other
+    courses", so that a quotation cannot be traced through its course to the few who wrote.
+    Attendance and response rates count bookings and surveys, not opinions, and stay. An "All
+    courses" row goes too when the courses left out of it rest on between 1 and ``smallest - 1``
+    people: otherwise subtracting the courses shown from it would give their figures back.
+
+    The people behind a change row are not counted by the query (that would take a second
+    pass over every pair): each person gives at most one pair per learning outcome, so the
+    largest per-outcome number of pairs is a floor on how many people a row rests on.
+    """
+    copy = dataclasses.replace(report, smallest_group=smallest)
+
+    def too_few(people: int, total: bool, hidden: int) -> bool:
+        """Whether a row from ``people`` goes; a total also when what it hides is small."""
+        return people < smallest or (total and 0 < hidden < smallest)
+
+    hidden = _hidden(report.satisfaction, lambda r: (r.item,), lambda r: r.answers, smallest)
+    copy.satisfaction = [
+        dataclasses.replace(
+            row, answers=0, mean=None, satisfied=0, satisfied_share=None, suppressed=True
+        )
+        if too_few(row.answers, row.course == "All courses", hidden.get((row.item,), 0))
+        else row
+        for row in report.satisfaction
+    ]
+    floor: dict[tuple[str, str, str], int] = {}
+    for row in report.change_by_outcome:
+        key = (row.course, row.transition, row.measure)
+        floor[key] = max(floor.get(key, 0), row.pairs)
+    for row in report.change:
+        if row.course == "All courses":  # every course's people, from distinct bookings
+            floor[(row.course, row.transition, row.measure)] = sum(
+                people
+                for (course, transition, measure), people in floor.items()
+                if course != "All courses"
+                and (transition, measure) == (row.transition, row.measure)
+            )
+    hidden_pairs = _hidden(
+        report.change,
+        lambda r: (r.transition, r.measure),
+        lambda r: floor.get((r.course, r.transition, r.measure), 0),
+        smallest,
+    )
+
+    def hide(row: ChangeRow) -> ChangeRow:
+        return dataclasses.replace(
+            row,
+            pairs=0,
+            mean_before=None,
+            mean_after=None,
+            mean_change=None,
+            improved=0,
+            improved_share=None,
+            suppressed=True,
+        )
+
+    copy.change = [
+        hide(row)
+        if too_few(
+            floor.get((row.course, row.transition, row.measure), 0),
+            row.course == "All courses",
+            hidden_pairs.get((row.transition, row.measure), 0),
+        )
+        else row
+        for row in report.change
+    ]
+    # A course's figure sums its outcomes: with one outcome hidden, that figure less the others
+    # would give it back, so a course hides all its outcomes or none.
+    with_a_small_outcome = {
+        (row.course, row.transition, row.measure)
+        for row in report.change_by_outcome
+        if 0 < row.pairs < smallest
+    }
+    copy.change_by_outcome = [
+        hide(row)
+        if row.pairs < smallest or (row.course, row.transition, row.measure) in with_a_small_outcome
+        else row
+        for row in report.change_by_outcome
+    ]
+    hidden = _hidden(report.applied, lambda r: (), lambda r: r.answers, smallest)
+    copy.applied = [
+        dataclasses.replace(row, answers=0, applied=0, share=None, suppressed=True)
+        if too_few(row.answers, row.course == "All courses", hidden.get((), 0))
+        else row
+        for row in report.applied
+    ]
+    if report.barrier_respondents < smallest:
+        copy.barriers = [
+            dataclasses.replace(row, count=0, share=None, suppressed=True)
+            for row in report.barriers
+        ]
+        copy.barrier_respondents = 0
+    copy.manager = [
+        dataclasses.replace(row, answers=0, mean=None, suppressed=True)
+        if row.answers < smallest
+        else row
+        for row in report.manager
+    ]
+    # Other courses last, after the courses named (a stable sort keeps each one's order).
+    copy.examples = sorted(
+        (other_course(example, smallest) for example in report.examples),
+        key=lambda example: example.course == OTHER_COURSES,
+    )
+    return copy
+
+
+def _hidden(
+    rows: Sequence[Any],
+    group: Callable[[Any], tuple[str, ...]],
+    people: Callable[[Any], int],
+    smallest: int,
+) -> dict[tuple[str, ...], int]:
+    """For each group of rows (an item, a transition and measure), how many people the course
+    rows left out rest on: what an "All courses" row would give away."""
+    found: dict[tuple[str, ...], int] = {}
+    for row in rows:
+        if row.course != "All courses" and people(row) < smallest:
+            found[group(row)] = found.get(group(row), 0) + people(row)
+    return found

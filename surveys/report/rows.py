@@ -1,0 +1,163 @@
+"""The rows each section of the report returns, and the report that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from surveys.report.periods import (
+    Quarter,
+)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    course: str
+    ref: str
+    starts_at: datetime
+    venue: str | None
+    online: bool
+    trainer: str | None
+    status: str
+    min_places: int | None
+    max_places: int | None
+    bookings: int  # every booking made, whatever became of it
+    active: int  # holding a place: booked, attended, partly attended, no-show
+    cancelled: int  # in time or late
+    replaced: int
+    attended: int
+    partly: int
+    no_shows: int
+    unmarked: int  # still "booked": the register has not been closed
+
+
+@dataclass(frozen=True)
+class AttendanceRow:
+    group: str  # an agency, a sector, a course, or "All"
+    sector: str | None  # for agency rows
+    booked: int
+    attended: int
+    partly: int
+    no_shows: int
+    late_cancellations: int
+    cancellations: int
+    replaced: int
+    unmarked: int
+    charges_pence: int
+    no_show_rate: float | None
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    stage: str
+    planned: int  # not opened yet
+    sent: int
+    started: int
+    finished: int
+    started_rate: float | None
+    finished_rate: float | None
+
+
+@dataclass(frozen=True)
+class SatisfactionRow:
+    course: str
+    item: str
+    answers: int
+    mean: float | None
+    satisfied: int  # 4 or 5 on a 1-5 scale
+    satisfied_share: float | None
+    suppressed: bool = False  # from too few people for the anonymous edition: no figures
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    course: str
+    measure: str
+    transition: str  # "pre to end" / "end to impact"
+    outcome_index: int | None  # None: all outcomes together
+    outcome: str | None
+    pairs: int
+    mean_before: float | None
+    mean_after: float | None
+    mean_change: float | None
+    improved: int
+    improved_share: float | None
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    course: str
+    answers: int
+    applied: int
+    share: float | None
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class BarrierRow:
+    key: str
+    label: str
+    count: int
+    share: float | None  # of the people who answered the question
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class Overview:
+    sessions_run: int
+    sessions_cancelled: int
+    places: int  # the maximum places of the sessions that ran, where set
+    delegates: int  # distinct people who attended all or part of a session
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    course: str
+    text: str
+    course_examples: int = 0  # how many examples its course has in the quarter
+
+
+@dataclass(frozen=True)
+class ManagerRow:
+    item: str
+    label: str
+    answers: int
+    yes_no: bool
+    mean: float | None  # for a yes/no item: the share answering yes
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class IssueRow:
+    kind: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class QuarterlyReport:
+    quarter: Quarter
+    zone: ZoneInfo
+    generated_at: datetime
+    no_show_alert_rate: float
+    overview: Overview
+    sessions: list[SessionRow]
+    totals: AttendanceRow
+    by_agency: list[AttendanceRow]
+    by_sector: list[AttendanceRow]
+    by_course: list[AttendanceRow]
+    responses: list[ResponseRow]
+    satisfaction: list[SatisfactionRow]
+    change: list[ChangeRow]
+    change_by_outcome: list[ChangeRow]
+    applied: list[AppliedRow]
+    barriers: list[BarrierRow]
+    barrier_respondents: int
+    examples: list[ExampleRow]
+    example_count: int
+    manager: list[ManagerRow]
+    issues: list[IssueRow] = field(default_factory=list)
+    # Set by ``suppress_small_groups``: figures from fewer people than this are left out.
+    smallest_group: int | None = None
