@@ -27,6 +27,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 PREFIX = "EVALBOT_"
 SECRETS = ("secret_key", "smtp_password", "telegram_token", "telegram_webhook_secret")
 CONFIG_ENV = "EVALBOT_CONFIG"
+REPORT_MIN_GROUP = 5  # EVALBOT_REPORT_MIN_GROUP's default
 
 
 class SettingsError(Exception):
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     telegram_transport: Literal["lean", "httpx"] = "lean"
     telegram_admins: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_trainers: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # Reports (bot/report, surveys/report): the anonymous edition leaves out figures from fewer
+    # people (or an agency's bookings) than this.
+    report_min_group: int = Field(default=REPORT_MIN_GROUP, ge=2, le=100)
 
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.

@@ -280,8 +280,10 @@ NAMES = ("Alice", "Okafor", "Chloé", "O'Brien", "Ed Marsh", "Fay Lund", "Gus Wa
 TRAINER_HEADER = 'Session</th><th scope="col">Trainer</th>'
 
 
-def figures(session: Session, quarter: Quarter, rate: float = 0.25) -> Any:
-    return quarterly_report(session, quarter, zone=LONDON, now=AS_AT, no_show_alert_rate=rate)
+def figures(
+    session: Session, quarter: Quarter, rate: float = 0.25, *, now: datetime = AS_AT
+) -> Any:
+    return quarterly_report(session, quarter, zone=LONDON, now=now, no_show_alert_rate=rate)
 
 
 def approx(value: float | None) -> Any:

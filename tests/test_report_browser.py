@@ -87,7 +87,7 @@ def test_report_renders_in_chromium_and_fits_a4(report_folder: Path, tmp_path: P
     for heading in (
         "Multi-agency safeguarding training: quarterly report",
         "At a glance",
-        "1. Courses run in the quarter",
+        "1. Sessions in the quarter",
         "2. Attendance",
         "3. Response rates",
         "4. Satisfaction",

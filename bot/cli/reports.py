@@ -29,8 +29,9 @@ def quarterly(
     anonymous: bool = typer.Option(
         False,
         "--anonymous",
-        help="Leave out people's names (the trainers of each session) and the survey figures "
-        "that rest on fewer than 5 people, so nobody's own answers can be read off.",
+        help="Leave out people's names (the trainers of each session), the survey figures "
+        "that rest on fewer than EVALBOT_REPORT_MIN_GROUP people (default 5) and the agencies "
+        "with fewer bookings, so nobody's own answers or attendance can be read off.",
     ),
     now: str | None = typer.Option(
         None, "--now", help="The date the figures stand at (ISO); default: now."
@@ -58,6 +59,7 @@ def quarterly(
             now=moment,
             no_show_alert_rate=context.policy.no_show_alert_rate,
             anonymous=anonymous,
+            min_group=settings.report_min_group,
             partnership=settings.partnership_name,
             definitions_dir=settings.survey_definitions_dir,
         )

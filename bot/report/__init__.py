@@ -4,8 +4,9 @@
 matplotlib and embedded in the page, and it prints on A4 (``@page``). The figures all come from
 ``surveys.report``, which computes them in SQL; this module only lays them out. With
 ``anonymous`` no person's name appears anywhere: the trainer column is left out of the
-sessions table and its CSV (agencies are organisations and stay), and every survey figure that
-rests on fewer than five people is left out (``surveys.report.suppress_small_groups``), its
+sessions table and its CSV (agencies are organisations and stay, but one with fewer bookings
+than ``EVALBOT_REPORT_MIN_GROUP`` is merged into "Other agencies"), and every survey figure that
+rests on fewer people than that is left out (``surveys.report.suppress_small_groups``), its
 count shown as "<5". Free-text examples are never shown with who wrote them, in either edition,
 and the names, email addresses and phone numbers in them are taken out
 (``surveys.report.NameScrubber``).

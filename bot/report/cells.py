@@ -23,6 +23,8 @@ COLOURS = {
     "no_shows": "#d4351c",
     "late": "#f47738",
     "cancelled": "#b1b4b6",
+    "replaced": "#85994b",
+    "unmarked": "#ffdd00",
     "knowledge": "#1d4f91",
     "confidence": "#f47738",
     "started": "#6fa1d8",

@@ -61,26 +61,39 @@ def _short(text: str, width: int = 38) -> str:
 
 
 def attendance_chart(report: QuarterlyReport) -> Markup | None:
+    """Bookings by sector, one bar each split by what became of them, to the whole booked.
+
+    Every part drawn has its colour in the legend, and only those (a status no booking has is
+    neither drawn nor listed); the count axis has whole numbers only.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     rows = [r for r in report.by_sector if r.booked]
     if not rows:
         return None
-    figure = _figure(7.0, 0.9 + 0.32 * len(rows))
+    parts = [
+        (label, values[::-1], colour)
+        for label, values, colour in (
+            ("Attended", [r.attended for r in rows], COLOURS["attended"]),
+            ("Partly attended", [r.partly for r in rows], COLOURS["partly"]),
+            ("No-show", [r.no_shows for r in rows], COLOURS["no_shows"]),
+            ("Late cancellation", [r.late_cancellations for r in rows], COLOURS["late"]),
+            ("Cancelled", [r.cancellations for r in rows], COLOURS["cancelled"]),
+            ("Replaced", [r.replaced for r in rows], COLOURS["replaced"]),
+            ("Not marked yet", [r.unmarked for r in rows], COLOURS["unmarked"]),
+        )
+        if any(values)
+    ]
+    figure = _figure(7.0, 1.1 + 0.32 * len(rows))
     axes = figure.add_subplot()
     labels = [readable(r.group) for r in rows][::-1]
-    parts = [
-        ("Attended", [r.attended for r in rows], COLOURS["attended"]),
-        ("Partly attended", [r.partly for r in rows], COLOURS["partly"]),
-        ("No-show", [r.no_shows for r in rows], COLOURS["no_shows"]),
-        ("Late cancellation", [r.late_cancellations for r in rows], COLOURS["late"]),
-        ("Cancelled", [r.cancellations for r in rows], COLOURS["cancelled"]),
-    ]
     left = [0] * len(rows)
-    for label, values, colour in parts:
-        values = values[::-1]
-        axes.barh(labels, values, left=left, color=colour, label=label, height=0.62)
+    for name, values, colour in parts:
+        axes.barh(labels, values, left=left, color=colour, label=name, height=0.62)
         left = [a + b for a, b in zip(left, values, strict=True)]
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # bookings: no half a booking
     axes.set_xlabel("Bookings")
-    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=5, fontsize=7.5)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize=7.5)
     axes.grid(axis="x", color="#e5e6e7", linewidth=0.6)
     axes.set_axisbelow(True)
     return _svg(figure, "attendance")

@@ -28,6 +28,7 @@ from bot.report.tables import (
     build_tables,
     satisfaction_pivot,
 )
+from bot.settings import REPORT_MIN_GROUP
 from bot.templating import environment
 from surveys.models import Stage
 from surveys.report import (
@@ -80,6 +81,7 @@ def write_report(
     now: datetime,
     no_show_alert_rate: float,
     anonymous: bool = False,
+    min_group: int = REPORT_MIN_GROUP,
     partnership: str = "Safeguarding Children Partnership",
     definitions_dir: Path | None = None,
     examples_per_course: int = 3,
@@ -104,7 +106,7 @@ def write_report(
             definitions_dir=definitions_dir,
         )
         if anonymous:
-            report = suppress_small_groups(report)
+            report = suppress_small_groups(report, min_group)
         smallest = report.smallest_group
         loading.result()
         # Every example goes to its CSV while the charts are drawn, on a connection of its own.
@@ -185,7 +187,9 @@ def headline(report: QuarterlyReport) -> list[tuple[str, str, str]]:
     few = f"too few people to show (under {report.smallest_group})"
     return [
         (show(report.overview.sessions_run, "int", zone), "sessions run",
-         f"{report.overview.sessions_cancelled} cancelled"),
+         f"{report.overview.sessions_cancelled} cancelled"
+         + (f", {report.overview.sessions_to_come} still to come"
+            if report.overview.sessions_to_come else "")),
         (show(report.overview.places, "int", zone), "places offered", ""),
         (show(report.totals.booked, "int", zone), "bookings", ""),
         (show(report.overview.delegates, "int", zone), "people trained",

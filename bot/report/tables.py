@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot.report.cells import (
@@ -17,6 +18,7 @@ from surveys.report import (
     AttendanceRow,
     ChangeRow,
     QuarterlyReport,
+    SessionRow,
 )
 
 # Tables ----------------------------------------------------------------------------------------
@@ -60,6 +62,13 @@ CHANGE_COLUMNS = [
     Column("improved", "Improved", "int"),
     Column("share_improved", "Share improved", "pct"),
 ]
+
+
+def _session_state(row: SessionRow, now: datetime) -> str:
+    """What the course column adds for a session that did not run: cancelled, or to come."""
+    if row.status == "cancelled":
+        return " (cancelled)"
+    return " (to come)" if row.starts_at > now else ""
 
 
 def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table]:
@@ -116,12 +125,12 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
     ]
     tables["sessions"] = Table(
         "sessions",
-        "Courses run in the quarter",
+        "Sessions in the quarter",
         session_columns,
         [
             [
                 row.starts_at,
-                row.course + (" (cancelled)" if row.status == "cancelled" else ""),
+                row.course + _session_state(row, report.generated_at),
                 row.ref,
                 *([] if anonymous else [row.trainer]),
                 "online" if row.online else row.venue,

@@ -26,7 +26,12 @@ results in Python, neither a figure: the free-text examples have the names in th
 
 from __future__ import annotations
 
-from surveys.report.anonymity import SMALLEST_GROUP, suppress_small_groups
+from surveys.report.anonymity import (
+    OTHER_AGENCIES,
+    OTHER_SECTORS,
+    merge_small,
+    suppress_small_groups,
+)
 from surveys.report.attendance import (
     AttendanceLevel,
     attendance,
@@ -87,11 +92,12 @@ __all__ = [
     "NAME_MARK",
     "NO_AGENCY",
     "NO_SECTOR",
+    "OTHER_AGENCIES",
     "OTHER_COURSES",
+    "OTHER_SECTORS",
     "PERSON",
     "SENT",
     "SESSION",
-    "SMALLEST_GROUP",
     "TRANSITIONS",
     "AppliedRow",
     "AttendanceLevel",
@@ -120,6 +126,7 @@ __all__ = [
     "issues",
     "item_labels",
     "manager",
+    "merge_small",
     "name_scrubber",
     "overview",
     "parse_quarter",

@@ -11,18 +11,16 @@ from surveys.report.examples import (
     other_course,
 )
 from surveys.report.rows import (
+    AttendanceRow,
     ChangeRow,
     QuarterlyReport,
 )
 
-# The anonymous edition -------------------------------------------------------------------------
+OTHER_AGENCIES = "Other agencies"
+OTHER_SECTORS = "Other sectors"
 
-SMALLEST_GROUP = 5
 
-
-def suppress_small_groups(
-    report: QuarterlyReport, smallest: int = SMALLEST_GROUP
-) -> QuarterlyReport:
+def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyReport:
     """The report with every survey figure that rests on fewer than ``smallest`` people left out.
 
     Someone who knows who was on a course (its trainer, a manager, a colleague) could read one
@@ -32,15 +30,26 @@ def suppress_small_groups(
     marked ``suppressed``; the barriers go when fewer than ``smallest`` answered the question.
     The examples of a course with fewer than ``smallest`` of them are shown under "Other
     courses", so that a quotation cannot be traced through its course to the few who wrote.
-    Attendance and response rates count bookings and surveys, not opinions, and stay. An "All
-    courses" row goes too when the courses left out of it rest on between 1 and ``smallest - 1``
-    people: otherwise subtracting the courses shown from it would give their figures back.
+    Response rates count surveys, not opinions, and stay. Attendance stays too, but not for an
+    agency or sector with fewer than ``smallest`` bookings: one booking and one no-show (100%)
+    names the person to whoever knows who was booked. Those rows are merged into "Other
+    agencies" ("Other sectors"), and the notable issues no longer name them (``merge_small``).
+    An "All courses" row goes too when the courses left out of it rest on between 1 and
+    ``smallest - 1`` people: otherwise subtracting the courses shown from it would give their
+    figures back.
 
     The people behind a change row are not counted by the query (that would take a second
     pass over every pair): each person gives at most one pair per learning outcome, so the
     largest per-outcome number of pairs is a floor on how many people a row rests on.
     """
     copy = dataclasses.replace(report, smallest_group=smallest)
+    copy.by_agency, merged = merge_small(report.by_agency, smallest, OTHER_AGENCIES)
+    copy.by_sector, _ = merge_small(report.by_sector, smallest, OTHER_SECTORS)
+    copy.issues = [
+        issue
+        for issue in report.issues
+        if not (issue.kind.startswith("Agency") and issue.subject in merged)
+    ]
 
     def too_few(people: int, total: bool, hidden: int) -> bool:
         """Whether a row from ``people`` goes; a total also when what it hides is small."""
@@ -149,3 +158,50 @@ def _hidden(
         if row.course != "All courses" and people(row) < smallest:
             found[group(row)] = found.get(group(row), 0) + people(row)
     return found
+
+
+def merge_small(
+    rows: Sequence[AttendanceRow], smallest: int, other: str
+) -> tuple[list[AttendanceRow], set[str]]:
+    """The rows with fewer than ``smallest`` bookings merged into one row named ``other``,
+    and the names merged.
+
+    When the merged row would itself hold fewer than ``smallest`` bookings, the smallest rows
+    still shown join it until it holds enough (or every row is in it): the total row, less the
+    rows shown, would otherwise give the small ones back.
+    """
+    ordered = sorted(rows, key=lambda row: (row.booked, row.group.casefold()))
+    small = [row for row in ordered if 0 < row.booked < smallest]
+    shown = [row for row in ordered if row.booked >= smallest or row.booked == 0]
+    if not small:
+        return list(rows), set()
+    while sum(row.booked for row in small) < smallest and any(row.booked for row in shown):
+        small.append(shown.pop(next(i for i, row in enumerate(shown) if row.booked)))
+    merged = _sum_rows(other, small)
+    kept = [row for row in rows if row in shown]
+    return [*kept, merged], {row.group for row in small}
+
+
+def _sum_rows(group: str, rows: Sequence[AttendanceRow]) -> AttendanceRow:
+    """One row adding up ``rows``; the no-show rate worked out again from the sums."""
+    total = AttendanceRow(group, None, *(0,) * 9, None)
+    for row in rows:
+        total = dataclasses.replace(
+            total,
+            **{name: getattr(total, name) + getattr(row, name) for name in COUNTED},
+        )
+    expected = total.attended + total.partly + total.no_shows
+    return dataclasses.replace(total, no_show_rate=total.no_shows / expected if expected else None)
+
+
+COUNTED = (
+    "booked",
+    "attended",
+    "partly",
+    "no_shows",
+    "late_cancellations",
+    "cancellations",
+    "replaced",
+    "unmarked",
+    "charges_pence",
+)

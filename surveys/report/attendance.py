@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -116,14 +117,23 @@ def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[S
 AttendanceLevel = Literal["agency", "sector", "course", "all"]
 
 
-def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> Overview:
-    """The headline counts: sessions run and cancelled, places offered, people trained."""
+def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo, now: datetime) -> Overview:
+    """The headline counts: sessions run, still to come and cancelled, places, people trained.
+
+    A session has run once it has started (``now`` is the moment the figures stand at); one
+    that has not is still to come, however it is booked.
+    """
     running = SESSION.c.status != SessionStatus.CANCELLED.value
+    started = SESSION.c.starts_at <= now
     sessions_row = connection.execute(
         select(
-            count_where(running).label("run"),
+            count_where(and_(running, started)).label("run"),
+            count_where(and_(running, ~started)).label("to_come"),
             count_where(~running).label("cancelled"),
             func.coalesce(func.sum(case((running, SESSION.c.max_places))), 0).label("places"),
+            func.coalesce(func.sum(case((and_(running, started), SESSION.c.max_places))), 0).label(
+                "places_run"
+            ),
         ).where(starts_in(quarter, zone))
     ).one()
     delegates = connection.execute(
@@ -141,6 +151,8 @@ def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> Overvi
         sessions_cancelled=int(sessions_row.cancelled),
         places=int(sessions_row.places),
         delegates=int(delegates),
+        sessions_to_come=int(sessions_row.to_come),
+        places_run=int(sessions_row.places_run),
     )
 
 

@@ -76,7 +76,7 @@ def quarterly_report(
         manager_labels, _ = item_labels(connection, Stage.MANAGER, definitions_dir)
         levels = attendance(connection, quarter, zone)
         parts: dict[str, Any] = {
-            "overview": overview(connection, quarter, zone),
+            "overview": overview(connection, quarter, zone, now),
             "sessions": sessions(connection, quarter, zone),
             "responses": response_rates(connection, quarter, zone),
             "satisfaction": satisfaction(connection, quarter, zone),

@@ -106,10 +106,12 @@ class BarrierRow:
 
 @dataclass(frozen=True)
 class Overview:
-    sessions_run: int
+    sessions_run: int  # not cancelled, and started by the time the figures stand at
     sessions_cancelled: int
-    places: int  # the maximum places of the sessions that ran, where set
+    places: int  # the maximum places of the sessions not cancelled, where set
     delegates: int  # distinct people who attended all or part of a session
+    sessions_to_come: int = 0  # not cancelled, not started yet
+    places_run: int = 0  # the maximum places of the sessions that ran, where set
 
 
 @dataclass(frozen=True)
