@@ -1,8 +1,7 @@
-"""``evalbot report quarterly`` and ``evalbot export answers``."""
+"""``evalbot report quarterly``, ``evalbot report annual`` and ``evalbot export answers``."""
 
 from __future__ import annotations
 
-import csv
 import time
 from datetime import date
 from pathlib import Path
@@ -11,8 +10,15 @@ import typer
 from sqlmodel import Session
 
 from bot.cli.common import fail, load_context, parse_now
+from bot.report.csvfile import write_csv
 from surveys.models import Stage
-from surveys.report import EXPORT_COLUMNS, QuarterError, export_answers, parse_quarter
+from surveys.report import (
+    EXPORT_COLUMNS,
+    QuarterError,
+    export_answers,
+    parse_quarter,
+    parse_year,
+)
 
 report_app = typer.Typer(help="Reports for the partnership.", no_args_is_help=True)
 export_app = typer.Typer(help="Data for a partnership's own analysis.", no_args_is_help=True)
@@ -70,6 +76,55 @@ def quarterly(
     typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
 
 
+@report_app.command("annual")
+def annual(
+    year: str = typer.Argument(
+        ...,
+        help="The year, like 2026: a calendar year, or the financial year that starts in April "
+        "of it when EVALBOT_QUARTERS=financial (also written 2026/27).",
+    ),
+    out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
+    anonymous: bool = typer.Option(
+        False,
+        "--anonymous",
+        help="Leave out the survey figures that rest on fewer than EVALBOT_REPORT_MIN_GROUP "
+        "people (default 5).",
+    ),
+    now: str | None = typer.Option(
+        None, "--now", help="The date the figures stand at (ISO); default: now."
+    ),
+) -> None:
+    """Write the annual report: each quarter of the year beside the others, and the year."""
+    from bot.report.annual import write_annual
+
+    context = load_context()
+    settings = context.settings
+    try:
+        period = parse_year(year, settings.quarters)
+    except QuarterError as exc:
+        fail(f"YEAR: {exc}")
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+    moment = parse_now(now, settings)
+    started = time.perf_counter()
+    with Session(context.engine) as session:
+        _, files = write_annual(
+            session,
+            period,
+            out,
+            zone=settings.zone,
+            now=moment,
+            anonymous=anonymous,
+            min_group=settings.report_min_group,
+            partnership=settings.partnership_name,
+        )
+    took = time.perf_counter() - started
+    edition = " (anonymous)" if anonymous else ""
+    typer.echo(f"Annual report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
+    typer.echo(f"  {files.html}")
+    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+
+
 def _day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
@@ -105,19 +160,12 @@ def answers(
         fail(f"--from {start} is after --to {end}")
     if out.parent and not out.parent.exists():
         fail(f"--out: the folder {out.parent} does not exist")
-    count = 0
-    with Session(context.engine) as session, out.open("w", newline="", encoding="utf-8-sig") as f:
-        writer = csv.writer(f)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in export_answers(
-            session.connection(),
-            zone=context.settings.zone,
-            stages=stages,
-            date_from=start,
-            date_to=end,
-        ):
-            writer.writerow(row)
-            count += 1
+    with Session(context.engine) as session:
+        rows = export_answers(
+            session.connection(), zone=context.settings.zone, stages=stages,
+            date_from=start, date_to=end,
+        )  # fmt: skip
+        count = write_csv(out, EXPORT_COLUMNS, rows)
     typer.echo(f"Wrote {count} answers to {out}.")
 
 

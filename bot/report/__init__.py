@@ -14,7 +14,8 @@ and the names, email addresses and phone numbers in them are taken out
 
 from __future__ import annotations
 
-from bot.report.files import ReportFiles, write_report, write_table
+from bot.report.csvfile import write_table
+from bot.report.files import ReportFiles, write_report
 from bot.report.tables import build_tables
 
 __all__ = ["ReportFiles", "build_tables", "write_report", "write_table"]

@@ -94,10 +94,34 @@ def plural(count: int, one: str, many: str) -> str:
     return f"{count:,} {one if count == 1 else many}"
 
 
+@dataclass(frozen=True)
+class WithN:
+    """A figure shown with the number it rests on, "+0.42 (35)"; the CSV has the figure only
+    (the number goes in a column of its own)."""
+
+    value: Any
+    n: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A difference between two periods, shown signed: "+3", "-1.5 pts", "+0.12"."""
+
+    value: float | int | None
+
+
 def show(value: Any, kind: Kind, zone: ZoneInfo) -> str:
     """A value as the HTML shows it."""
     if isinstance(value, Fewer):
         return str(value)
+    if isinstance(value, WithN):
+        return f"{show(value.value, kind, zone)} ({value.n:,})"
+    if isinstance(value, Delta):
+        if value.value is None:
+            return "–"
+        if kind == "pct":
+            return f"{value.value * 100:+.1f} pts"
+        return f"{value.value:+,}" if kind == "int" else f"{value.value:+.2f}"
     if value is None:
         return "–"
     if kind == "int":
@@ -119,6 +143,8 @@ def stored(value: Any, kind: Kind, zone: ZoneInfo) -> Any:
     """A value as the CSV holds it: plain numbers (rates as fractions), ISO local times."""
     if isinstance(value, Fewer):
         return str(value)
+    if isinstance(value, WithN | Delta):
+        return stored(value.value, kind, zone)
     if value is None:
         return ""
     if kind in ("pct", "mean", "change"):

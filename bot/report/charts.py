@@ -21,14 +21,14 @@ from surveys.report import (
 # Charts ----------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Any:
+def figure_for(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure
 
 
-def _svg(figure: Any, name: str) -> Markup:
+def svg(figure: Any, name: str) -> Markup:
     import matplotlib
 
     buffer = io.StringIO()
@@ -84,7 +84,7 @@ def attendance_chart(report: QuarterlyReport) -> Markup | None:
         )
         if any(values)
     ]
-    figure = _figure(7.0, 1.1 + 0.32 * len(rows))
+    figure = figure_for(7.0, 1.1 + 0.32 * len(rows))
     axes = figure.add_subplot()
     labels = [readable(r.group) for r in rows][::-1]
     left = [0] * len(rows)
@@ -96,14 +96,14 @@ def attendance_chart(report: QuarterlyReport) -> Markup | None:
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize=7.5)
     axes.grid(axis="x", color="#e5e6e7", linewidth=0.6)
     axes.set_axisbelow(True)
-    return _svg(figure, "attendance")
+    return svg(figure, "attendance")
 
 
 def response_chart(report: QuarterlyReport) -> Markup | None:
     rows = [r for r in report.responses if r.sent]
     if not rows:
         return None
-    figure = _figure(7.0, 2.3)
+    figure = figure_for(7.0, 2.3)
     axes = figure.add_subplot()
     positions = list(range(len(rows)))
     width = 0.36
@@ -126,7 +126,7 @@ def response_chart(report: QuarterlyReport) -> Markup | None:
     axes.set_ylim(0, 110)
     axes.set_ylabel("% of those sent")
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize=7.5)
-    return _svg(figure, "responses")
+    return svg(figure, "responses")
 
 
 def change_chart(report: QuarterlyReport) -> Markup | None:
@@ -137,7 +137,7 @@ def change_chart(report: QuarterlyReport) -> Markup | None:
     transitions = [
         t for t in ("pre to end", "end to impact") if any(r.transition == t for r in rows)
     ]
-    figure = _figure(7.0, 1.0 + 0.36 * len(courses))
+    figure = figure_for(7.0, 1.0 + 0.36 * len(courses))
     axes_list = figure.subplots(1, len(transitions), sharex=True, sharey=True, squeeze=False)[0]
     labels = [_short(c) for c in courses][::-1]
     height = 0.38
@@ -167,7 +167,7 @@ def change_chart(report: QuarterlyReport) -> Markup | None:
         *axes_list[0].get_legend_handles_labels(), loc="outside upper center", ncols=2,
         fontsize=7.5,
     )  # fmt: skip
-    return _svg(figure, "change")
+    return svg(figure, "change")
 
 
 def barrier_chart(report: QuarterlyReport) -> Markup | None:
@@ -176,7 +176,7 @@ def barrier_chart(report: QuarterlyReport) -> Markup | None:
     from matplotlib.ticker import MaxNLocator
 
     rows = report.barriers[::-1]
-    figure = _figure(7.0, 0.7 + 0.3 * len(rows))
+    figure = figure_for(7.0, 0.7 + 0.3 * len(rows))
     axes = figure.add_subplot()
     bars = axes.barh(
         [_short(r.label, 60) for r in rows], [r.count for r in rows], color=COLOURS["bar"]
@@ -184,7 +184,7 @@ def barrier_chart(report: QuarterlyReport) -> Markup | None:
     axes.bar_label(bars, labels=[f"{r.count:,}" for r in rows], fontsize=7.5, padding=2)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of a time
     axes.set_xlabel("Times chosen")
-    return _svg(figure, "barriers")
+    return svg(figure, "barriers")
 
 
 def load_matplotlib() -> None:

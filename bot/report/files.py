@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
@@ -16,18 +14,18 @@ from sqlalchemy.orm import Session
 
 from bot.report.cells import (
     STAGE_NAMES,
-    Table,
     show,
-    stored,
 )
 from bot.report.charts import (
     charts,
     load_matplotlib,
 )
+from bot.report.csvfile import write_csv, write_table
 from bot.report.tables import (
     build_tables,
     satisfaction_pivot,
 )
+from bot.report.trend import trend_tables
 from bot.settings import REPORT_MIN_GROUP
 from bot.templating import environment
 from surveys.models import Stage
@@ -48,28 +46,6 @@ class ReportFiles:
     folder: Path
     html: Path
     csvs: list[Path] = field(default_factory=list)
-
-
-def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    # utf-8-sig: Excel, which most partnerships open CSVs with, then reads the accents right.
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(headers)
-        writer.writerows(rows)
-
-
-def write_table(folder: Path, table: Table, zone: ZoneInfo) -> Path:
-    path = folder / f"{table.name}.csv"
-    rows = [*table.rows, *table.totals]
-    write_csv(
-        path,
-        [c.key for c in table.columns],
-        (
-            [stored(v, c.kind, zone) for c, v in zip(table.columns, row, strict=True)]
-            for row in rows
-        ),
-    )
-    return path
 
 
 def write_report(
@@ -119,6 +95,15 @@ def write_report(
         if writing is None:
             _write_examples(session.connection(), examples_path, quarter, zone, smallest)
         tables = build_tables(report, anonymous=anonymous)
+        if report.summary is not None and report.previous is not None:
+            tables.update(
+                trend_tables(
+                    [report.previous, report.summary],
+                    prefix="compared",
+                    smallest=report.smallest_group,
+                    compare=True,
+                )
+            )
         step("tables")
         for table in tables.values():
             files.csvs.append(write_table(out, table, zone))

@@ -26,6 +26,7 @@ results in Python, neither a figure: the free-text examples have the names in th
 
 from __future__ import annotations
 
+from surveys.report.annual import AnnualReport, annual_report
 from surveys.report.anonymity import (
     OTHER_AGENCIES,
     OTHER_SECTORS,
@@ -44,7 +45,16 @@ from surveys.report.examples import OTHER_COURSES, all_examples, examples
 from surveys.report.export import EXPORT_COLUMNS, export_answers
 from surveys.report.issues import issues
 from surveys.report.labels import item_labels
-from surveys.report.periods import MONTHS, Quarter, QuarterError, QuarterScheme, parse_quarter
+from surveys.report.periods import (
+    MONTHS,
+    Period,
+    Quarter,
+    QuarterError,
+    QuarterScheme,
+    Year,
+    parse_quarter,
+    parse_year,
+)
 from surveys.report.quarterly import quarterly_report
 from surveys.report.query import (
     AGENCY,
@@ -70,13 +80,16 @@ from surveys.report.rows import (
     ExampleRow,
     IssueRow,
     ManagerRow,
+    Measured,
     Overview,
+    PeriodSummary,
     QuarterlyReport,
     ResponseRow,
     SatisfactionRow,
     SessionRow,
 )
 from surveys.report.scrub import NAME_MARK, NameScrubber, name_scrubber
+from surveys.report.trend import period_summary
 
 __all__ = [
     "AGENCY",
@@ -99,6 +112,7 @@ __all__ = [
     "SENT",
     "SESSION",
     "TRANSITIONS",
+    "AnnualReport",
     "AppliedRow",
     "AttendanceLevel",
     "AttendanceRow",
@@ -107,8 +121,11 @@ __all__ = [
     "ExampleRow",
     "IssueRow",
     "ManagerRow",
+    "Measured",
     "NameScrubber",
     "Overview",
+    "Period",
+    "PeriodSummary",
     "Quarter",
     "QuarterError",
     "QuarterScheme",
@@ -116,7 +133,9 @@ __all__ = [
     "ResponseRow",
     "SatisfactionRow",
     "SessionRow",
+    "Year",
     "all_examples",
+    "annual_report",
     "applied",
     "attendance",
     "barriers",
@@ -130,6 +149,8 @@ __all__ = [
     "name_scrubber",
     "overview",
     "parse_quarter",
+    "parse_year",
+    "period_summary",
     "quarterly_report",
     "response_rates",
     "satisfaction",

@@ -15,6 +15,7 @@ from surveys.report.rows import (
     ChangeRow,
     QuarterlyReport,
 )
+from surveys.report.trend import MeasureKey, suppress_small
 
 OTHER_AGENCIES = "Other agencies"
 OTHER_SECTORS = "Other sectors"
@@ -43,6 +44,7 @@ def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyRe
     largest per-outcome number of pairs is a floor on how many people a row rests on.
     """
     copy = dataclasses.replace(report, smallest_group=smallest)
+    copy.previous = report.previous and suppress_small(report.previous, smallest)
     copy.by_agency, merged = merge_small(report.by_agency, smallest, OTHER_AGENCIES)
     copy.by_sector, _ = merge_small(report.by_sector, smallest, OTHER_SECTORS)
     copy.issues = [
@@ -137,6 +139,18 @@ def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyRe
         else row
         for row in report.manager
     ]
+    if report.summary is not None:
+        # The quarter's headline survey figures are its "All courses" rows: hidden where those are.
+        totals_hidden: list[MeasureKey] = [
+            (row.transition, row.measure)
+            for row in copy.change
+            if row.course == "All courses" and row.suppressed
+        ]
+        if any(row.suppressed for row in copy.satisfaction if row.course == "All courses"):
+            totals_hidden += ["satisfaction", "satisfied"]
+        if any(row.suppressed for row in copy.applied if row.course == "All courses"):
+            totals_hidden.append("applied")
+        copy.summary = suppress_small(report.summary, smallest, hide=totals_hidden)
     # Other courses last, after the courses named (a stable sort keeps each one's order).
     copy.examples = sorted(
         (other_course(example, smallest) for example in report.examples),

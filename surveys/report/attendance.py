@@ -21,7 +21,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from surveys.models import BookingStatus, InvitationStatus, SessionStatus, Stage
 from surveys.report.periods import (
-    Quarter,
+    Period,
 )
 from surveys.report.query import (
     AGENCY,
@@ -54,8 +54,8 @@ from surveys.report.rows import (
 # The sections ----------------------------------------------------------------------------------
 
 
-def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[SessionRow]:
-    """Every session that starts in the quarter, cancelled ones included, with its bookings."""
+def sessions(connection: Connection, period: Period, zone: ZoneInfo) -> list[SessionRow]:
+    """Every session that starts in the period, cancelled ones included, with its bookings."""
     trainer = PERSON.alias("trainer")
     status = BOOKING.c.status
     active = (BookingStatus.BOOKED.value, *(s.value for s in EXPECTED))
@@ -86,7 +86,7 @@ def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[S
             .outerjoin(trainer, trainer.c.id == SESSION.c.trainer_id)
             .outerjoin(BOOKING, BOOKING.c.session_id == SESSION.c.id)
         )
-        .where(starts_in(quarter, zone))
+        .where(starts_in(period, zone))
         .group_by(SESSION.c.id, COURSE.c.title, trainer.c.name)
         .order_by(SESSION.c.starts_at, COURSE.c.title, SESSION.c.ref)
     )
@@ -117,7 +117,7 @@ def sessions(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[S
 AttendanceLevel = Literal["agency", "sector", "course", "all"]
 
 
-def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo, now: datetime) -> Overview:
+def overview(connection: Connection, period: Period, zone: ZoneInfo, now: datetime) -> Overview:
     """The headline counts: sessions run, still to come and cancelled, places, people trained.
 
     A session has run once it has started (``now`` is the moment the figures stand at); one
@@ -134,13 +134,13 @@ def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo, now: date
             func.coalesce(func.sum(case((and_(running, started), SESSION.c.max_places))), 0).label(
                 "places_run"
             ),
-        ).where(starts_in(quarter, zone))
+        ).where(starts_in(period, zone))
     ).one()
     delegates = connection.execute(
         select(func.count(func.distinct(BOOKING.c.delegate_id)))
         .select_from(BOOKING.join(SESSION, SESSION.c.id == BOOKING.c.session_id))
         .where(
-            ran_in(quarter, zone),
+            ran_in(period, zone),
             BOOKING.c.status.in_(
                 [BookingStatus.ATTENDED.value, BookingStatus.PARTLY_ATTENDED.value]
             ),
@@ -157,9 +157,9 @@ def overview(connection: Connection, quarter: Quarter, zone: ZoneInfo, now: date
 
 
 def attendance(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo
+    connection: Connection, period: Period, zone: ZoneInfo
 ) -> dict[AttendanceLevel, list[AttendanceRow]]:
-    """Bookings on the quarter's running sessions by status: by agency, sector, course, in all.
+    """Bookings on the period's running sessions by status: by agency, sector, course, in all.
 
     The bookings are counted once, per agency and course, and those counts are summed up to
     each level in the same statement.
@@ -180,7 +180,7 @@ def attendance(
             func.coalesce(func.sum(BOOKING.c.charge_pence), 0).label("charges_pence"),
         )
         .select_from(bookings_from())
-        .where(ran_in(quarter, zone))
+        .where(ran_in(period, zone))
         .group_by(AGENCY.c.id, AGENCY.c.name, AGENCY.c.sector, COURSE.c.id, COURSE.c.title)
         .cte("attendance_fine")
     )
@@ -224,7 +224,7 @@ def attendance(
     return found
 
 
-def response_rates(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[ResponseRow]:
+def response_rates(connection: Connection, period: Period, zone: ZoneInfo) -> list[ResponseRow]:
     """Per stage: invitations planned, sent (opened), started and finished."""
     status = INVITATION.c.status
     sent_condition = status.in_([s.value for s in SENT])
@@ -250,7 +250,7 @@ def response_rates(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> 
             ratio(finished, sent).label("finished_rate"),
         )
         .select_from(invitations_from())
-        .where(ran_in(quarter, zone), status != InvitationStatus.WITHDRAWN.value)
+        .where(ran_in(period, zone), status != InvitationStatus.WITHDRAWN.value)
         .group_by(INVITATION.c.stage)
     )
     found = {row.stage: row for row in connection.execute(query)}

@@ -21,7 +21,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from surveys.models import InvitationStatus, Stage
 from surveys.report.periods import (
-    Quarter,
+    Period,
 )
 from surveys.report.query import (
     ANSWER,
@@ -48,7 +48,7 @@ from surveys.report.rows import (
 )
 
 
-def satisfaction(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[SatisfactionRow]:
+def satisfaction(connection: Connection, period: Period, zone: ZoneInfo) -> list[SatisfactionRow]:
     """Mean rating per course and item (``satisfaction_*`` of the end-of-course survey).
 
     Each course's rows come first, then an "All courses" row per item.
@@ -67,7 +67,7 @@ def satisfaction(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> li
         .select_from(joined)
         .where(
             condition,
-            ran_in(quarter, zone),
+            ran_in(period, zone),
             ANSWER.c.item.like("satisfaction%"),
             value.is_not(None),
         )
@@ -103,7 +103,7 @@ def satisfaction(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> li
     ]
 
 
-def _pairs(before: Stage, after: Stage, quarter: Quarter, zone: ZoneInfo) -> Select[Any]:
+def _pairs(before: Stage, after: Stage, period: Period, zone: ZoneInfo) -> Select[Any]:
     """Matched pairs between two stages, summed per course, learning outcome and measure.
 
     Each answer of ``after`` is joined to the same booking's answer to the same item and
@@ -158,13 +158,13 @@ def _pairs(before: Stage, after: Stage, quarter: Quarter, zone: ZoneInfo) -> Sel
             count_where(delta > 0).label("improved"),
         )
         .select_from(joined)
-        .where(ran_in(quarter, zone))
+        .where(ran_in(period, zone))
         .group_by(SESSION.c.course_id, ans_after.c.measure, ans_after.c.outcome_index)
     )
 
 
 def change(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo
+    connection: Connection, period: Period, zone: ZoneInfo
 ) -> tuple[list[ChangeRow], list[ChangeRow]]:
     """Mean change in knowledge and confidence over matched pairs, pre to end and end to impact.
 
@@ -172,7 +172,7 @@ def change(
     course, learning outcome and measure. The pairs are found once; every level is a sum of
     the same per-outcome counts, in one statement.
     """
-    fine = union_all(*(_pairs(b, a, quarter, zone) for b, a in TRANSITIONS)).cte("pairs_fine")
+    fine = union_all(*(_pairs(b, a, period, zone) for b, a in TRANSITIONS)).cte("pairs_fine")
     pairs = func.sum(fine.c.pairs)
     improved = func.sum(fine.c.improved)
     figures = [
@@ -247,7 +247,7 @@ def change(
     return sorted(per_course, key=key), sorted(per_outcome, key=key)
 
 
-def applied(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[AppliedRow]:
+def applied(connection: Connection, period: Period, zone: ZoneInfo) -> list[AppliedRow]:
     """Per course, then for all courses: impact answers to ``applied`` and how many said yes."""
     joined, condition = answers_from(Stage.IMPACT)
     value = ANSWER.c.value_num
@@ -259,7 +259,7 @@ def applied(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[Ap
             count_where(value == 1).label("applied"),
         )
         .select_from(joined)
-        .where(condition, ran_in(quarter, zone), ANSWER.c.item == "applied", value.is_not(None))
+        .where(condition, ran_in(period, zone), ANSWER.c.item == "applied", value.is_not(None))
         .group_by(COURSE.c.id, COURSE.c.title)
         .cte("applied_fine")
     )
@@ -281,7 +281,7 @@ def applied(connection: Connection, quarter: Quarter, zone: ZoneInfo) -> list[Ap
 
 
 def barriers(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo, labels: dict[str, str]
+    connection: Connection, period: Period, zone: ZoneInfo, labels: dict[str, str]
 ) -> tuple[list[BarrierRow], int]:
     """How often each barrier was chosen, and how many people answered the question."""
     joined, condition = answers_from(Stage.IMPACT)
@@ -293,7 +293,7 @@ def barriers(
     else:
         is_list = func.json_type(value) == "array"
         elements = func.json_each(value)
-    where = and_(condition, ran_in(quarter, zone), ANSWER.c.item == "barriers", is_list)
+    where = and_(condition, ran_in(period, zone), ANSWER.c.item == "barriers", is_list)
     answered = select(func.count()).select_from(joined).where(where).scalar_subquery()
     respondents = connection.execute(select(answered)).scalar_one()
     chosen = elements.table_valued("value").alias("chosen")
@@ -320,7 +320,7 @@ def barriers(
 
 
 def manager(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo, labels: dict[str, str]
+    connection: Connection, period: Period, zone: ZoneInfo, labels: dict[str, str]
 ) -> list[ManagerRow]:
     """The managers' impact survey: for each scored or yes/no item, answers and mean."""
     joined, condition = answers_from(Stage.MANAGER)
@@ -334,7 +334,7 @@ def manager(
             average(value).label("mean"),
         )
         .select_from(joined)
-        .where(condition, ran_in(quarter, zone), value.is_not(None))
+        .where(condition, ran_in(period, zone), value.is_not(None))
         .group_by(ANSWER.c.item)
         .order_by(ANSWER.c.item)
     )

@@ -17,7 +17,7 @@ from sqlalchemy.sql import ColumnElement, FromClause
 
 from surveys.models import Stage
 from surveys.report.periods import (
-    Quarter,
+    Period,
 )
 from surveys.report.query import (
     ANSWER,
@@ -33,12 +33,12 @@ from surveys.report.scrub import (
 )
 
 
-def example_condition(quarter: Quarter, zone: ZoneInfo) -> tuple[FromClause, ColumnElement[bool]]:
+def example_condition(period: Period, zone: ZoneInfo) -> tuple[FromClause, ColumnElement[bool]]:
     joined, condition = answers_from(Stage.IMPACT)
     text = func.trim(ANSWER.c.value_text)
     return joined, and_(
         condition,
-        ran_in(quarter, zone),
+        ran_in(period, zone),
         ANSWER.c.item == "example",
         ANSWER.c.value_text.is_not(None),
         text != "",
@@ -46,13 +46,13 @@ def example_condition(quarter: Quarter, zone: ZoneInfo) -> tuple[FromClause, Col
 
 
 def examples(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo, *, per_course: int
+    connection: Connection, period: Period, zone: ZoneInfo, *, per_course: int
 ) -> tuple[list[ExampleRow], int]:
     """The fullest ``per_course`` examples of each course, and how many there are in all.
 
     Only the course and the text, with the names in it taken out: never who wrote it.
     """
-    joined, where = example_condition(quarter, zone)
+    joined, where = example_condition(period, zone)
     rank = (
         func.row_number()
         .over(
@@ -87,15 +87,15 @@ def examples(
 
 
 def all_examples(
-    connection: Connection, quarter: Quarter, zone: ZoneInfo, *, smallest: int | None = None
+    connection: Connection, period: Period, zone: ZoneInfo, *, smallest: int | None = None
 ) -> Iterator[ExampleRow]:
-    """Every example of the quarter, by course, streamed, with the names in it taken out.
+    """Every example of the period, by course, streamed, with the names in it taken out.
 
     With ``smallest`` (the anonymous edition), the examples of a course that has fewer than
     that many come last, under ``OTHER_COURSES`` rather than their course's title.
     """
     scrub = name_scrubber(connection)
-    joined, where = example_condition(quarter, zone)
+    joined, where = example_condition(period, zone)
     per_course = func.count().over(partition_by=COURSE.c.id)
     hidden = literal(False) if smallest is None else per_course < smallest
     query = (

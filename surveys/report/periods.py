@@ -1,4 +1,4 @@
-"""Quarters: calendar or financial, read from text, as UTC bounds."""
+"""Quarters and years, calendar or financial, read from text, as UTC bounds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 QuarterScheme = Literal["calendar", "financial"]
@@ -14,7 +14,23 @@ MONTHS = list(calendar.month_name)[1:]
 
 
 class QuarterError(ValueError):
-    """A quarter that cannot be read; the message shows what is expected."""
+    """A quarter or year that cannot be read; the message shows what is expected."""
+
+
+class Period(Protocol):
+    """What a section of a report is computed over: a quarter or a year."""
+
+    @property
+    def label(self) -> str: ...
+
+    def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]: ...
+
+
+def _bounds(first: date, after: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Days as a half-open UTC interval, from local midnight to local midnight."""
+    start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(after, time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -61,11 +77,58 @@ class Quarter:
     def slug(self) -> str:
         return f"{self.year}Q{self.number}"
 
+    @property
+    def short(self) -> str:
+        """The quarter within its year, for a column heading: "Q1"."""
+        return f"Q{self.number}"
+
+    @property
+    def previous(self) -> Quarter:
+        if self.number == 1:
+            return Quarter(self.year - 1, 4, self.scheme)
+        return Quarter(self.year, self.number - 1, self.scheme)
+
     def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
         """The quarter as a half-open UTC interval, from local midnight to local midnight."""
-        start = datetime.combine(self.first_day, time(0), tzinfo=zone).astimezone(UTC)
-        end = datetime.combine(self.next_day, time(0), tzinfo=zone).astimezone(UTC)
-        return start, end
+        return _bounds(self.first_day, self.next_day, zone)
+
+
+@dataclass(frozen=True)
+class Year:
+    """A calendar year, or a financial year from 1 April (``year`` is the year it starts)."""
+
+    year: int
+    scheme: QuarterScheme = "calendar"
+
+    @property
+    def quarters(self) -> list[Quarter]:
+        return [Quarter(self.year, number, self.scheme) for number in range(1, 5)]
+
+    @property
+    def first_day(self) -> date:
+        return self.quarters[0].first_day
+
+    @property
+    def last_day(self) -> date:
+        return self.quarters[-1].last_day
+
+    @property
+    def label(self) -> str:
+        if self.scheme == "financial":
+            return f"{self.year}/{(self.year + 1) % 100:02d}"
+        return str(self.year)
+
+    @property
+    def months(self) -> str:
+        first, last = self.first_day, self.last_day
+        return f"{MONTHS[first.month - 1]} {first.year} to {MONTHS[last.month - 1]} {last.year}"
+
+    @property
+    def slug(self) -> str:
+        return str(self.year)
+
+    def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
+        return _bounds(self.first_day, self.quarters[-1].next_day, zone)
 
 
 _QUARTER = re.compile(r"^\s*(\d{4})(?:\s*/\s*(\d{2}))?\s*[- ]?\s*Q([1-4])\s*$", re.IGNORECASE)
@@ -83,3 +146,21 @@ def parse_quarter(text: str, scheme: QuarterScheme = "calendar") -> Quarter:
             f"quarters here are {scheme} quarters (write {year}Q{number})"
         )
     return Quarter(year, number, scheme)
+
+
+_YEAR = re.compile(r"^\s*(\d{4})(?:\s*/\s*(\d{2}))?\s*$")
+
+
+def parse_year(text: str, scheme: QuarterScheme = "calendar") -> Year:
+    """``2026``; also ``2026/27`` for a financial year."""
+    match = _YEAR.match(text)
+    if match is None:
+        example = "2026 (or 2026/27)" if scheme == "financial" else "2026"
+        raise QuarterError(f"{text!r} is not a year: write it like {example}")
+    year = int(match[1])
+    if match[2] is not None and (scheme != "financial" or int(match[2]) != (year + 1) % 100):
+        raise QuarterError(
+            f"{text!r}: a year like 2026/27 names a financial year; "
+            f"years here are {scheme} years (write {year})"
+        )
+    return Year(year, scheme)

@@ -30,6 +30,7 @@ from surveys.report.periods import (
 from surveys.report.rows import (
     QuarterlyReport,
 )
+from surveys.report.trend import period_summary, summarise
 
 # The whole report ------------------------------------------------------------------------------
 
@@ -86,6 +87,8 @@ def quarterly_report(
         parts["examples"], parts["example_count"] = examples(
             connection, quarter, zone, per_course=examples_per_course
         )
+        # The previous quarter's headline figures, while the pairs are matched alongside.
+        previous = period_summary(connection, quarter.previous, zone, now)
         parts.update(answers_part(connection) if alongside is None else alongside.result())
     report = QuarterlyReport(
         quarter=quarter,
@@ -99,4 +102,15 @@ def quarterly_report(
         **parts,
     )
     report.issues = issues(report, now=now)
+    report.summary = summarise(
+        quarter.label,
+        report.overview,
+        report.totals,
+        report.sessions,
+        report.responses,
+        report.satisfaction,
+        report.change,
+        report.applied,
+    )
+    report.previous = previous
     return report

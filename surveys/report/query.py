@@ -1,4 +1,4 @@
-"""What every section's queries are built from: the tables, the quarter's sessions, counts and
+"""What every section's queries are built from: the tables, the period's sessions, counts and
 ratios computed by the database."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 
 from surveys.models import BookingStatus, InvitationStatus, SessionStatus, Stage
 from surveys.report.periods import (
-    Quarter,
+    Period,
 )
 from surveys.report.rows import (
     AttendanceRow,
@@ -58,14 +58,14 @@ def average(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(func.avg(value), Float)
 
 
-def starts_in(quarter: Quarter, zone: ZoneInfo) -> ColumnElement[bool]:
-    start, end = quarter.bounds(zone)
+def starts_in(period: Period, zone: ZoneInfo) -> ColumnElement[bool]:
+    start, end = period.bounds(zone)
     return and_(SESSION.c.starts_at >= start, SESSION.c.starts_at < end)
 
 
-def ran_in(quarter: Quarter, zone: ZoneInfo) -> ColumnElement[bool]:
-    """Sessions of the quarter that were not cancelled."""
-    return and_(starts_in(quarter, zone), SESSION.c.status != SessionStatus.CANCELLED.value)
+def ran_in(period: Period, zone: ZoneInfo) -> ColumnElement[bool]:
+    """Sessions of the period that were not cancelled."""
+    return and_(starts_in(period, zone), SESSION.c.status != SessionStatus.CANCELLED.value)
 
 
 def bookings_from() -> FromClause:
@@ -94,7 +94,7 @@ def answers_joined() -> FromClause:
 
 
 def answers_from(stage: Stage) -> tuple[FromClause, ColumnElement[bool]]:
-    """Answers of one stage on the quarter's bookings, joined to their course."""
+    """Answers of one stage on the period's bookings, joined to their course."""
     joined = answers_joined()
     condition = and_(
         INVITATION.c.stage == stage.value,

@@ -138,6 +138,48 @@ class IssueRow:
     detail: str
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A mean (or share) and the number of people or answers it rests on."""
+
+    value: float | None
+    n: int
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    label: str
+    sessions_run: int
+    sessions_cancelled: int
+    sessions_to_come: int
+    places: int  # of the sessions not cancelled, where set
+    places_taken: int  # bookings holding a place on those sessions
+    bookings: int
+    expected: int  # attended + partly attended + no-shows
+    attended: int  # all or part
+    no_shows: int
+    # Stage value -> (finished / sent, sent).
+    responses: dict[str, Measured]
+    satisfaction: Measured  # mean rating 1-5 over every satisfaction item, n answers
+    satisfied: Measured  # share rating 4 or 5
+    # ("pre to end" | "end to impact", "knowledge" | "confidence") -> mean change, n pairs.
+    change: dict[tuple[str, str], Measured]
+    applied: Measured  # share who applied their learning, n answers
+
+    @property
+    def fill_rate(self) -> float | None:
+        return self.places_taken / self.places if self.places else None
+
+    @property
+    def attendance_rate(self) -> float | None:
+        return self.attended / self.expected if self.expected else None
+
+    @property
+    def no_show_rate(self) -> float | None:
+        return self.no_shows / self.expected if self.expected else None
+
+
 @dataclass
 class QuarterlyReport:
     quarter: Quarter
@@ -163,3 +205,6 @@ class QuarterlyReport:
     issues: list[IssueRow] = field(default_factory=list)
     # Set by ``suppress_small_groups``: figures from fewer people than this are left out.
     smallest_group: int | None = None
+    # This quarter's headline figures and the previous quarter's, to compare.
+    summary: PeriodSummary | None = None
+    previous: PeriodSummary | None = None

@@ -1,0 +1,71 @@
+"""The annual report's figures: each quarter of the year beside the others, and the year."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from surveys.report.periods import Period, Year
+from surveys.report.rows import PeriodSummary
+from surveys.report.trend import period_summary, suppress_small
+
+
+@dataclass
+class AnnualReport:
+    year: Year
+    zone: ZoneInfo
+    generated_at: datetime
+    quarters: list[PeriodSummary]
+    whole: PeriodSummary  # the year as one period
+    smallest_group: int | None = None
+
+    @property
+    def columns(self) -> list[PeriodSummary]:
+        return [*self.quarters, self.whole]
+
+
+def annual_report(
+    session: Session, year: Year, *, zone: ZoneInfo, now: datetime, smallest: int | None = None
+) -> AnnualReport:
+    """Every quarter's headline figures and the year's, each from the quarterly sections.
+
+    On an engine the five periods are computed two at a time, each on a connection of its
+    own: SQLite lets go of Python while it runs a query, so two run at once on two cores.
+    With ``smallest`` (the anonymous edition) a survey figure from fewer people is left out.
+    """
+    periods: list[Period] = [*year.quarters, year]
+    bind = session.get_bind()
+
+    def on_own_connection(period: Period) -> PeriodSummary:
+        assert isinstance(bind, Engine)
+        with bind.connect() as connection:
+            return period_summary(connection, period, zone, now)
+
+    compute: Callable[[Period], PeriodSummary]
+    if isinstance(bind, Engine):
+        compute = on_own_connection
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="annual") as pool:
+            summaries = list(pool.map(compute, periods))
+    else:
+        connection: Connection = session.connection()
+        summaries = [period_summary(connection, period, zone, now) for period in periods]
+    if smallest is not None:
+        quarters = summaries[:4]
+        summaries = [
+            *(suppress_small(summary, smallest) for summary in quarters),
+            suppress_small(summaries[4], smallest, parts=quarters),
+        ]
+    return AnnualReport(
+        year=year,
+        zone=zone,
+        generated_at=now,
+        quarters=summaries[:4],
+        whole=summaries[4],
+        smallest_group=smallest,
+    )
