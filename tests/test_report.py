@@ -505,6 +505,8 @@ def test_cli_writes_the_report_and_a_csv_per_table(
     expected = {"sessions", "attendance_by_agency", "attendance_by_sector", "attendance_by_course",
                 "response_rates", "satisfaction", "change_pre_to_end", "change_end_to_impact",
                 "compared_courses", "compared_responses", "compared_outcomes",
+                "breakdown_by_sector", "breakdown_by_agency", "breakdown_by_role",
+                "breakdown_by_level",
                 "change_by_outcome", "impact_applied", "impact_barriers", "manager_view",
                 "notable_issues", "impact_examples"}  # fmt: skip
     assert {p.stem for p in out.glob("*.csv")} == expected

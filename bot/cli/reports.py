@@ -68,6 +68,7 @@ def quarterly(
             min_group=settings.report_min_group,
             partnership=settings.partnership_name,
             definitions_dir=settings.survey_definitions_dir,
+            targets=settings.report.targets,
         )
     took = time.perf_counter() - started
     edition = " (anonymous)" if anonymous else ""
@@ -117,6 +118,7 @@ def annual(
             anonymous=anonymous,
             min_group=settings.report_min_group,
             partnership=settings.partnership_name,
+            targets=settings.report.targets,
         )
     took = time.perf_counter() - started
     edition = " (anonymous)" if anonymous else ""

@@ -9,12 +9,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.report.breakdowns import breakdown_tables, target_table
 from bot.report.csvfile import write_table
 from bot.report.files import ReportFiles
 from bot.report.trend import trend_charts, trend_tables
 from bot.settings import REPORT_MIN_GROUP
 from bot.templating import environment
 from surveys.report import AnnualReport, Year, annual_report
+from surveys.report.targets import check_targets
 
 
 def write_annual(
@@ -27,6 +29,7 @@ def write_annual(
     anonymous: bool = False,
     min_group: int = REPORT_MIN_GROUP,
     partnership: str = "Safeguarding Children Partnership",
+    targets: dict[str, float] | None = None,
 ) -> tuple[AnnualReport, ReportFiles]:
     """Compute the year's figures, quarter by quarter, and write the report into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,9 @@ def write_annual(
     )
     files = ReportFiles(folder=out, html=out / "report.html")
     tables = trend_tables(report.columns, prefix="annual", smallest=report.smallest_group)
+    tables.update(breakdown_tables(report.breakdowns, report.smallest_group, what="year"))
+    if targets:
+        tables["targets"] = target_table(check_targets(report.whole, targets), zone)
     for table in tables.values():
         files.csvs.append(write_table(out, table, zone))
     html = (

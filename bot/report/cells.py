@@ -50,6 +50,7 @@ class Column:
     kind: Kind = "text"
     in_html: bool = True
     nowrap: bool = False  # codes such as session refs, which read badly broken
+    in_csv: bool = True
 
     @property
     def numeric(self) -> bool:

@@ -34,9 +34,9 @@ def write_table(folder: Path, table: Table, zone: ZoneInfo) -> Path:
     path = folder / f"{table.name}.csv"
     write_csv(
         path,
-        [c.key for c in table.columns],
+        [c.key for c in table.columns if c.in_csv],
         (
-            [stored(v, c.kind, zone) for c, v in zip(table.columns, row, strict=True)]
+            [stored(v, c.kind, zone) for c, v in zip(table.columns, row, strict=True) if c.in_csv]
             for row in [*table.rows, *table.totals]
         ),
     )

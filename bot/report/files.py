@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from bot.report.breakdowns import breakdown_tables, target_table
 from bot.report.cells import (
     STAGE_NAMES,
     show,
@@ -37,6 +38,7 @@ from surveys.report import (
     quarterly_report,
     suppress_small_groups,
 )
+from surveys.report.targets import check_targets
 
 # Writing ---------------------------------------------------------------------------------------
 
@@ -61,6 +63,7 @@ def write_report(
     partnership: str = "Safeguarding Children Partnership",
     definitions_dir: Path | None = None,
     examples_per_course: int = 3,
+    targets: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReportFiles:
     """Compute the quarter's figures and write ``report.html`` and the CSVs into ``out``."""
@@ -104,6 +107,9 @@ def write_report(
                     compare=True,
                 )
             )
+        tables.update(breakdown_tables(report.breakdowns, report.smallest_group, what="quarter"))
+        if targets and report.summary is not None:
+            tables["targets"] = target_table(check_targets(report.summary, targets), zone)
         step("tables")
         for table in tables.values():
             files.csvs.append(write_table(out, table, zone))

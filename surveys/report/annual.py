@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from surveys.report.breakdowns import breakdowns, hide_measures, hide_small_breakdowns
 from surveys.report.periods import Period, Year
-from surveys.report.rows import PeriodSummary
-from surveys.report.trend import period_summary, suppress_small
+from surveys.report.rows import BreakdownRow, PeriodSummary
+from surveys.report.trend import measures, period_summary, suppress_small
 
 
 @dataclass
@@ -24,6 +25,8 @@ class AnnualReport:
     quarters: list[PeriodSummary]
     whole: PeriodSummary  # the year as one period
     smallest_group: int | None = None
+    # The year by "sector", "agency", "role" and "level".
+    breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[PeriodSummary]:
@@ -55,12 +58,21 @@ def annual_report(
     else:
         connection: Connection = session.connection()
         summaries = [period_summary(connection, period, zone, now) for period in periods]
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            found = breakdowns(connection, year, zone)
+    else:
+        found = breakdowns(session.connection(), year, zone)
     if smallest is not None:
         quarters = summaries[:4]
         summaries = [
             *(suppress_small(summary, smallest) for summary in quarters),
             suppress_small(summaries[4], smallest, parts=quarters),
         ]
+        found = hide_measures(
+            hide_small_breakdowns(found, smallest),
+            (key for key, m in measures(summaries[4]).items() if m.suppressed),
+        )
     return AnnualReport(
         year=year,
         zone=zone,
@@ -68,4 +80,5 @@ def annual_report(
         quarters=summaries[:4],
         whole=summaries[4],
         smallest_group=smallest,
+        breakdowns=found,
     )

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from surveys.report.breakdowns import hide_measures, hide_small_breakdowns
 from surveys.report.examples import (
     OTHER_COURSES,
     other_course,
@@ -15,7 +16,7 @@ from surveys.report.rows import (
     ChangeRow,
     QuarterlyReport,
 )
-from surveys.report.trend import MeasureKey, suppress_small
+from surveys.report.trend import MeasureKey, measures, suppress_small
 
 OTHER_AGENCIES = "Other agencies"
 OTHER_SECTORS = "Other sectors"
@@ -45,6 +46,7 @@ def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyRe
     """
     copy = dataclasses.replace(report, smallest_group=smallest)
     copy.previous = report.previous and suppress_small(report.previous, smallest)
+    copy.breakdowns = hide_small_breakdowns(report.breakdowns, smallest)
     copy.by_agency, merged = merge_small(report.by_agency, smallest, OTHER_AGENCIES)
     copy.by_sector, _ = merge_small(report.by_sector, smallest, OTHER_SECTORS)
     copy.issues = [
@@ -151,6 +153,9 @@ def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyRe
         if any(row.suppressed for row in copy.applied if row.course == "All courses"):
             totals_hidden.append("applied")
         copy.summary = suppress_small(report.summary, smallest, hide=totals_hidden)
+        copy.breakdowns = hide_measures(
+            copy.breakdowns, (key for key, m in measures(copy.summary).items() if m.suppressed)
+        )
     # Other courses last, after the courses named (a stable sort keeps each one's order).
     copy.examples = sorted(
         (other_course(example, smallest) for example in report.examples),

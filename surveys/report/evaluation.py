@@ -103,11 +103,11 @@ def satisfaction(connection: Connection, period: Period, zone: ZoneInfo) -> list
     ]
 
 
-def _pairs(before: Stage, after: Stage, period: Period, zone: ZoneInfo) -> Select[Any]:
-    """Matched pairs between two stages, summed per course, learning outcome and measure.
+def pair_join(before: Stage, after: Stage) -> tuple[FromClause, FromClause, FromClause]:
+    """Sessions joined to their bookings' matched pairs between two stages: each answer of
+    ``after`` joined to the same booking's answer to the same item and outcome in ``before``.
 
-    Each answer of ``after`` is joined to the same booking's answer to the same item and
-    outcome in ``before``.
+    Returns the join and the two answer aliases (before, after).
     """
     inv_before, inv_after = INVITATION.alias("inv_before"), INVITATION.alias("inv_after")
     ans_before, ans_after = ANSWER.alias("ans_before"), ANSWER.alias("ans_after")
@@ -144,6 +144,12 @@ def _pairs(before: Stage, after: Stage, period: Period, zone: ZoneInfo) -> Selec
             ),
         )
     )
+    return joined, ans_before, ans_after
+
+
+def _pairs(before: Stage, after: Stage, period: Period, zone: ZoneInfo) -> Select[Any]:
+    """Matched pairs between two stages, summed per course, learning outcome and measure."""
+    joined, ans_before, ans_after = pair_join(before, after)
     delta = ans_after.c.value_num - ans_before.c.value_num
     return (
         select(

@@ -18,6 +18,7 @@ from surveys.report.attendance import (
     response_rates,
     sessions,
 )
+from surveys.report.breakdowns import breakdowns
 from surveys.report.evaluation import applied, barriers, change, manager, satisfaction
 from surveys.report.examples import (
     examples,
@@ -87,8 +88,10 @@ def quarterly_report(
         parts["examples"], parts["example_count"] = examples(
             connection, quarter, zone, per_course=examples_per_course
         )
-        # The previous quarter's headline figures, while the pairs are matched alongside.
+        # The previous quarter's headline figures and the breakdowns, while the pairs are
+        # matched alongside.
         previous = period_summary(connection, quarter.previous, zone, now)
+        parts["breakdowns"] = breakdowns(connection, quarter, zone)
         parts.update(answers_part(connection) if alongside is None else alongside.result())
     report = QuarterlyReport(
         quarter=quarter,
@@ -111,6 +114,7 @@ def quarterly_report(
         report.satisfaction,
         report.change,
         report.applied,
+        report.by_sector,
     )
     report.previous = previous
     return report

@@ -166,6 +166,8 @@ class PeriodSummary:
     # ("pre to end" | "end to impact", "knowledge" | "confidence") -> mean change, n pairs.
     change: dict[tuple[str, str], Measured]
     applied: Measured  # share who applied their learning, n answers
+    # Bookings holding a place (booked, attended, partly attended, no-show) by agency sector.
+    held_by_sector: dict[str, int] = field(default_factory=dict)
 
     @property
     def fill_rate(self) -> float | None:
@@ -178,6 +180,46 @@ class PeriodSummary:
     @property
     def no_show_rate(self) -> float | None:
         return self.no_shows / self.expected if self.expected else None
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    dimension: str
+    group: str
+    booked: int = 0  # every booking on the sessions that ran
+    held: int = 0  # holding a place: booked, attended, partly attended, no-show
+    attended: int = 0  # all or part
+    no_shows: int = 0
+    ratings: int = 0  # end-of-course satisfaction answers
+    rating_sum: float = 0.0
+    pairs: int = 0  # knowledge, pre-course to end of course
+    change_sum: float = 0.0
+    applied_answers: int = 0
+    applied_yes: int = 0
+    hidden: frozenset[str] = frozenset()  # measures left out of the anonymous edition
+
+    @property
+    def no_show_rate(self) -> float | None:
+        expected = self.attended + self.no_shows
+        return self.no_shows / expected if expected else None
+
+    @property
+    def satisfaction(self) -> float | None:
+        return None if "satisfaction" in self.hidden or not self.ratings else (
+            self.rating_sum / self.ratings
+        )  # fmt: skip
+
+    @property
+    def knowledge_change(self) -> float | None:
+        return None if "knowledge" in self.hidden or not self.pairs else (
+            self.change_sum / self.pairs
+        )  # fmt: skip
+
+    @property
+    def applied_share(self) -> float | None:
+        if "applied" in self.hidden or not self.applied_answers:
+            return None
+        return self.applied_yes / self.applied_answers
 
 
 @dataclass
@@ -208,3 +250,5 @@ class QuarterlyReport:
     # This quarter's headline figures and the previous quarter's, to compare.
     summary: PeriodSummary | None = None
     previous: PeriodSummary | None = None
+    # By "sector", "agency", "role" and "level": attendance and outcomes of each group.
+    breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)

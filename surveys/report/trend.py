@@ -41,15 +41,17 @@ def period_summary(
 ) -> PeriodSummary:
     """The headline figures of one period, from the quarterly report's section functions."""
     per_course, _ = change(connection, period, zone)
+    levels = attendance(connection, period, zone)
     return summarise(
         period.label,
         overview(connection, period, zone, now),
-        attendance(connection, period, zone)["all"][0],
+        levels["all"][0],
         sessions(connection, period, zone),
         response_rates(connection, period, zone),
         satisfaction(connection, period, zone),
         per_course,
         applied(connection, period, zone),
+        levels["sector"],
     )
 
 
@@ -62,6 +64,7 @@ def summarise(
     satisfaction_rows: Sequence[SatisfactionRow],
     change_rows: Sequence[ChangeRow],
     applied_rows: Sequence[AppliedRow],
+    sector_rows: Sequence[AttendanceRow] = (),
 ) -> PeriodSummary:
     """A period's headline figures from the rows of its sections (a quarterly report's own,
     or those ``period_summary`` computes)."""
@@ -102,6 +105,10 @@ def summarise(
         applied=Measured(applied_all.share, applied_all.answers)
         if applied_all
         else Measured(None, 0),
+        held_by_sector={
+            row.group: row.attended + row.partly + row.no_shows + row.unmarked
+            for row in sector_rows
+        },
     )
 
 
