@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import typer
+from markupsafe import Markup
 from sqlmodel import Session
 
 from bot.cli.common import fail, load_context, parse_now
@@ -39,12 +40,22 @@ def quarterly(
         "that rest on fewer than EVALBOT_REPORT_MIN_GROUP people (default 5) and the agencies "
         "with fewer bookings, so nobody's own answers or attendance can be read off.",
     ),
+    notes: Path | None = typer.Option(
+        None,
+        "--notes",
+        help="A Markdown file of the training coordinator's notes (audit updates, training "
+        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
+    ),
+    pdf: bool = typer.Option(
+        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
+    ),
     now: str | None = typer.Option(
         None, "--now", help="The date the figures stand at (ISO); default: now."
     ),
 ) -> None:
     """Write the quarterly report: report.html (prints on A4) and a CSV for every table."""
     from bot.report import write_report
+    from bot.report.pdf import write_pdf
 
     context = load_context()
     settings = context.settings
@@ -55,6 +66,7 @@ def quarterly(
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
     moment = parse_now(now, settings)
+    notes_html = _notes(notes)
     started = time.perf_counter()
     with Session(context.engine) as session:
         files = write_report(
@@ -69,11 +81,15 @@ def quarterly(
             partnership=settings.partnership_name,
             definitions_dir=settings.survey_definitions_dir,
             targets=settings.report.targets,
+            notes=notes_html,
         )
+    pdf_path = write_pdf(files.html) if pdf else None
     took = time.perf_counter() - started
     edition = " (anonymous)" if anonymous else ""
     typer.echo(f"Quarterly report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
     typer.echo(f"  {files.html}")
+    if pdf_path is not None:
+        typer.echo(f"  {pdf_path}")
     typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
 
 
@@ -91,12 +107,22 @@ def annual(
         help="Leave out the survey figures that rest on fewer than EVALBOT_REPORT_MIN_GROUP "
         "people (default 5).",
     ),
+    notes: Path | None = typer.Option(
+        None,
+        "--notes",
+        help="A Markdown file of the training coordinator's notes (audit updates, training "
+        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
+    ),
+    pdf: bool = typer.Option(
+        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
+    ),
     now: str | None = typer.Option(
         None, "--now", help="The date the figures stand at (ISO); default: now."
     ),
 ) -> None:
     """Write the annual report: each quarter of the year beside the others, and the year."""
     from bot.report.annual import write_annual
+    from bot.report.pdf import write_pdf
 
     context = load_context()
     settings = context.settings
@@ -107,6 +133,7 @@ def annual(
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
     moment = parse_now(now, settings)
+    notes_html = _notes(notes)
     started = time.perf_counter()
     with Session(context.engine) as session:
         _, files = write_annual(
@@ -119,12 +146,28 @@ def annual(
             min_group=settings.report_min_group,
             partnership=settings.partnership_name,
             targets=settings.report.targets,
+            notes=notes_html,
         )
+    pdf_path = write_pdf(files.html) if pdf else None
     took = time.perf_counter() - started
     edition = " (anonymous)" if anonymous else ""
     typer.echo(f"Annual report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
     typer.echo(f"  {files.html}")
+    if pdf_path is not None:
+        typer.echo(f"  {pdf_path}")
     typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+
+
+def _notes(path: Path | None) -> Markup | None:
+    """The notes file as HTML, read before anything is written; a clear error if it cannot be."""
+    if path is None:
+        return None
+    from bot.report.levels import NotesError, render_notes
+
+    try:
+        return render_notes(path)
+    except NotesError as exc:
+        fail(f"--notes: {exc}")
 
 
 def _day(value: str | None, option: str) -> date | None:

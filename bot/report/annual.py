@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from bot.report.breakdowns import breakdown_tables, target_table
@@ -30,6 +31,7 @@ def write_annual(
     min_group: int = REPORT_MIN_GROUP,
     partnership: str = "Safeguarding Children Partnership",
     targets: dict[str, float] | None = None,
+    notes: Markup | None = None,
 ) -> tuple[AnnualReport, ReportFiles]:
     """Compute the year's figures, quarter by quarter, and write the report into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +57,7 @@ def write_annual(
             partnership=partnership,
             anonymous=anonymous,
             csv_files=[path.name for path in files.csvs],
+            notes=notes,
         )
     )
     files.html.write_text(html, encoding="utf-8")

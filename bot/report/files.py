@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from bot.report.charts import (
     load_matplotlib,
 )
 from bot.report.csvfile import write_csv, write_table
+from bot.report.levels import kirkpatrick
 from bot.report.tables import (
     build_tables,
     satisfaction_pivot,
@@ -39,6 +41,7 @@ from surveys.report import (
     suppress_small_groups,
 )
 from surveys.report.targets import check_targets
+from surveys.report.voices import ACCESSIBILITY_OPTIONS
 
 # Writing ---------------------------------------------------------------------------------------
 
@@ -64,6 +67,7 @@ def write_report(
     definitions_dir: Path | None = None,
     examples_per_course: int = 3,
     targets: dict[str, float] | None = None,
+    notes: Markup | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReportFiles:
     """Compute the quarter's figures and write ``report.html`` and the CSVs into ``out``."""
@@ -137,6 +141,9 @@ def write_report(
             csv_files=[p.name for p in files.csvs],
             no_agency=NO_AGENCY,
             stage_names=STAGE_NAMES,
+            levels=kirkpatrick(report),
+            notes=notes,
+            accessibility_options=ACCESSIBILITY_OPTIONS,
         )
     )
     files.html.write_text(html, encoding="utf-8")

@@ -47,6 +47,10 @@ def suppress_small_groups(report: QuarterlyReport, smallest: int) -> QuarterlyRe
     copy = dataclasses.replace(report, smallest_group=smallest)
     copy.previous = report.previous and suppress_small(report.previous, smallest)
     copy.breakdowns = hide_small_breakdowns(report.breakdowns, smallest)
+    if report.voices is not None and 0 < report.voices.accessibility_answers < smallest:
+        copy.voices = dataclasses.replace(
+            report.voices, accessibility={}, accessibility_answers=0, suppressed={"accessibility"}
+        )
     copy.by_agency, merged = merge_small(report.by_agency, smallest, OTHER_AGENCIES)
     copy.by_sector, _ = merge_small(report.by_sector, smallest, OTHER_SECTORS)
     copy.issues = [

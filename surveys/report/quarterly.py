@@ -31,7 +31,9 @@ from surveys.report.periods import (
 from surveys.report.rows import (
     QuarterlyReport,
 )
+from surveys.report.scrub import name_scrubber
 from surveys.report.trend import period_summary, summarise
+from surveys.report.voices import voices
 
 # The whole report ------------------------------------------------------------------------------
 
@@ -92,6 +94,7 @@ def quarterly_report(
         # matched alongside.
         previous = period_summary(connection, quarter.previous, zone, now)
         parts["breakdowns"] = breakdowns(connection, quarter, zone)
+        parts["voices"] = voices(connection, quarter, zone, name_scrubber(connection))
         parts.update(answers_part(connection) if alongside is None else alongside.result())
     report = QuarterlyReport(
         quarter=quarter,

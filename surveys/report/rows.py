@@ -222,6 +222,20 @@ class BreakdownRow:
         return self.applied_yes / self.applied_answers
 
 
+@dataclass(frozen=True)
+class Voices:
+    accessibility: dict[str, int]  # option key -> people choosing it
+    accessibility_answers: int
+    accessibility_details: list[str]  # what made it harder, a few, names taken out
+    theme_words: list[tuple[str, int]]  # the most frequent words, with how many comments
+    comments: int
+    comment_examples: list[str]
+    child_examples: list[str]  # impact examples involving a child, a few
+    child_example_count: int
+    example_count: int
+    suppressed: set[str] = field(default_factory=set)  # parts left out: too few people
+
+
 @dataclass
 class QuarterlyReport:
     quarter: Quarter
@@ -252,3 +266,5 @@ class QuarterlyReport:
     previous: PeriodSummary | None = None
     # By "sector", "agency", "role" and "level": attendance and outcomes of each group.
     breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)
+    # Accessibility, comment themes, examples involving a child.
+    voices: Voices | None = None
