@@ -37,26 +37,27 @@ def write_pdf(html_path: Path) -> Path:
     return pdf_path
 
 
-def rows_split_across_pages(document: Any) -> list[str]:
-    """The text of every table row that WeasyPrint split over two pages (none, when the
-    report's ``break-inside: avoid`` holds)."""
-    seen: dict[int, tuple[int, str]] = {}
-    split: list[str] = []
+def split_across_pages(document: Any) -> list[str]:
+    """What WeasyPrint cut over a page edge: every table row on two pages, and every short
+    table (``table.short``, kept whole by ``break-inside: avoid``) on more than one. Each is
+    named by its first words; none, when the report's print styles hold."""
+    pages_of: dict[int, set[int]] = {}
+    names: dict[int, str] = {}
 
-    def walk(box: Any, page: int) -> None:
+    def walk(box: Any, page: int, in_head: bool) -> None:
         element = getattr(box, "element", None)
-        if (
-            element is not None
-            and getattr(element, "tag", None) == "tr"
-            and (type(box).__name__ == "TableRowBox")
+        kind = type(box).__name__
+        # A header row is repeated on each page a table runs over: not a cut.
+        in_head = in_head or (element is not None and element.tag == "thead")
+        if element is not None and (
+            (kind == "TableRowBox" and element.tag == "tr" and not in_head)
+            or (kind == "TableBox" and "short" in (element.get("class") or "").split())
         ):
-            key = id(element)
-            if key in seen and seen[key][0] != page:
-                split.append(seen[key][1])
-            seen.setdefault(key, (page, " ".join(element.itertext()).strip()))
+            pages_of.setdefault(id(element), set()).add(page)
+            names.setdefault(id(element), " ".join(" ".join(element.itertext()).split())[:60])
         for child in getattr(box, "children", ()):
-            walk(child, page)
+            walk(child, page, in_head)
 
     for number, page in enumerate(document.pages):
-        walk(page._page_box, number)
-    return split
+        walk(page._page_box, number, False)
+    return [names[key] for key, pages in pages_of.items() if len(pages) > 1]
