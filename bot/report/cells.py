@@ -72,12 +72,20 @@ class Table:
     totals: list[list[Any]] = field(default_factory=list)  # last rows, in bold; in the CSV too
     note: str = ""
     in_html: bool = True
+    # The page shows at most this many rows (a board reads a page, not thousands of rows);
+    # the CSV has them all.
+    html_limit: int | None = None
 
     def html_columns(self) -> list[Column]:
         return [c for c in self.columns if c.in_html]
 
     def html_rows(self, zone: ZoneInfo) -> list[list[tuple[str, str]]]:
-        return [self._cells(row, zone) for row in self.rows]
+        return [self._cells(row, zone) for row in self.rows[: self.html_limit]]
+
+    @property
+    def rows_left_out(self) -> int:
+        """How many rows the page leaves to the CSV."""
+        return 0 if self.html_limit is None else max(0, len(self.rows) - self.html_limit)
 
     def html_totals(self, zone: ZoneInfo) -> list[list[tuple[str, str]]]:
         return [self._cells(row, zone) for row in self.totals]

@@ -64,6 +64,10 @@ CHANGE_COLUMNS = [
 ]
 
 
+# Sessions listed on the page; a quarter with more has them all in sessions.csv.
+SESSIONS_SHOWN = 60
+
+
 def _session_state(row: SessionRow, now: datetime) -> str:
     """What the course column adds for a session that did not run: cancelled, or to come."""
     if row.status == "cancelled":
@@ -148,6 +152,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
             ]
             for row in report.sessions
         ],
+        html_limit=SESSIONS_SHOWN,
         note=(
             "Every session that starts in the quarter. Booked counts every booking made, "
             "cancelled ones included; cancelled counts cancellations in time and late. The "

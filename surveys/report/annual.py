@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,9 +11,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from surveys.report.breakdowns import breakdowns, hide_measures, hide_small_breakdowns
-from surveys.report.periods import Period, Year
+from surveys.report.periods import Quarter, Year
 from surveys.report.rows import BreakdownRow, PeriodSummary
-from surveys.report.trend import measures, period_summary, suppress_small
+from surveys.report.trend import combine, measures, period_summary, suppress_small
 
 
 @dataclass
@@ -38,31 +37,32 @@ def annual_report(
 ) -> AnnualReport:
     """Every quarter's headline figures and the year's, each from the quarterly sections.
 
-    On an engine the five periods are computed two at a time, each on a connection of its
+    On an engine the four quarters are computed two at a time, each on a connection of its
     own: SQLite lets go of Python while it runs a query, so two run at once on two cores.
     With ``smallest`` (the anonymous edition) a survey figure from fewer people is left out.
     """
-    periods: list[Period] = [*year.quarters, year]
     bind = session.get_bind()
-
-    def on_own_connection(period: Period) -> PeriodSummary:
-        assert isinstance(bind, Engine)
-        with bind.connect() as connection:
-            return period_summary(connection, period, zone, now)
-
-    compute: Callable[[Period], PeriodSummary]
     if isinstance(bind, Engine):
-        compute = on_own_connection
+        engine = bind
+
+        def quarter_on_own(quarter: Quarter) -> PeriodSummary:
+            with engine.connect() as connection:
+                return period_summary(connection, quarter, zone, now)
+
+        def breakdowns_on_own() -> dict[str, list[BreakdownRow]]:
+            with engine.connect() as connection:
+                return breakdowns(connection, year, zone)
+
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="annual") as pool:
-            summaries = list(pool.map(compute, periods))
+            grouped = pool.submit(breakdowns_on_own)
+            summaries = list(pool.map(quarter_on_own, year.quarters))
+            found = grouped.result()
     else:
         connection: Connection = session.connection()
-        summaries = [period_summary(connection, period, zone, now) for period in periods]
-    if isinstance(bind, Engine):
-        with bind.connect() as connection:
-            found = breakdowns(connection, year, zone)
-    else:
-        found = breakdowns(session.connection(), year, zone)
+        summaries = [period_summary(connection, q, zone, now) for q in year.quarters]
+        found = breakdowns(connection, year, zone)
+    # The year is its quarters put together; its breakdowns are counted over the year itself.
+    summaries.append(combine(year.label, summaries))
     if smallest is not None:
         quarters = summaries[:4]
         summaries = [

@@ -112,6 +112,47 @@ def summarise(
     )
 
 
+def combine(label: str, parts: Sequence[PeriodSummary]) -> PeriodSummary:
+    """The summary of a period made of ``parts`` that do not overlap (a year of its quarters:
+    a session belongs to the quarter it starts in). Counts add up; each rate and mean is
+    worked out again from its parts' counts and sums, never by averaging averages."""
+
+    def total(attribute: str) -> int:
+        return sum(getattr(part, attribute) for part in parts)
+
+    def pooled(found: Sequence[Measured]) -> Measured:
+        n = sum(m.n for m in found if m.value is not None)
+        weighted = sum(m.value * m.n for m in found if m.value is not None)
+        return Measured(weighted / n if n else None, sum(m.n for m in found))
+
+    stages = [s for s in (stage.value for stage in Stage) if any(s in p.responses for p in parts)]
+    sectors: dict[str, int] = {}
+    for part in parts:
+        for sector, held in part.held_by_sector.items():
+            sectors[sector] = sectors.get(sector, 0) + held
+    return PeriodSummary(
+        label=label,
+        sessions_run=total("sessions_run"),
+        sessions_cancelled=total("sessions_cancelled"),
+        sessions_to_come=total("sessions_to_come"),
+        places=total("places"),
+        places_taken=total("places_taken"),
+        bookings=total("bookings"),
+        expected=total("expected"),
+        attended=total("attended"),
+        no_shows=total("no_shows"),
+        responses={
+            stage: pooled([p.responses.get(stage, Measured(None, 0)) for p in parts])
+            for stage in stages
+        },
+        satisfaction=pooled([p.satisfaction for p in parts]),
+        satisfied=pooled([p.satisfied for p in parts]),
+        change={key: pooled([p.change[key] for p in parts]) for key in parts[0].change},
+        applied=pooled([p.applied for p in parts]),
+        held_by_sector=sectors,
+    )
+
+
 MeasureKey = str | tuple[str, str]
 
 
