@@ -17,8 +17,8 @@ from bot.certificate_pdf import (
     session_certificates_pdf,
 )
 from surveys.models import Agency, Person
-from tests.test_report import NM, WT, QuarterWorld
-from tests.test_report import quarter_world as quarter_world
+from tests.report_world import NM, WT, QuarterWorld
+from tests.report_world import quarter_world as quarter_world
 
 SETTINGS = {
     "partnership": "Riverside & Northgate Safeguarding Partnership",

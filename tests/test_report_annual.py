@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from surveys.report import Quarter
-from tests.test_report import QuarterWorld, approx, figures, read_csv
-from tests.test_report import cli_env as cli_env
-from tests.test_report import quarter_world as quarter_world
+from tests.report_world import QuarterWorld, approx, figures, read_csv
+from tests.report_world import cli_env as cli_env
+from tests.report_world import quarter_world as quarter_world
 
 AS_AT = "2026-12-31T12:00"
 

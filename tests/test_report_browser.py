@@ -12,7 +12,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.test_report import NM, WT, build_quarter
+from tests.report_world import NM, WT, build_quarter
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from surveys.models import Course, Person
-from tests.test_report import NM, WT, QuarterWorld, read_csv
-from tests.test_report import cli_env as cli_env
-from tests.test_report import quarter_world as quarter_world
+from tests.report_world import NM, WT, QuarterWorld, read_csv
+from tests.report_world import cli_env as cli_env
+from tests.report_world import quarter_world as quarter_world
 
 
 def quarterly(cli: CliRunner, out: Path, *flags: str) -> str:

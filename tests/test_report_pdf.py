@@ -16,9 +16,9 @@ from bot.cli import app
 from bot.report.pdf import render, split_across_pages
 from surveys.models import BookingStatus, Course, CourseSession, Stage, SurveyInvitation
 from tests.conftest import utc
-from tests.test_report import WT, QuarterWorld
-from tests.test_report import cli_env as cli_env
-from tests.test_report import quarter_world as quarter_world
+from tests.report_world import WT, QuarterWorld
+from tests.report_world import cli_env as cli_env
+from tests.report_world import quarter_world as quarter_world
 
 HEADINGS = (
     "Contents",

@@ -13,9 +13,9 @@ from bot.cli import app
 from surveys.models import Agency, BookingStatus, Sector
 from surveys.report import Quarter
 from tests.conftest import utc
-from tests.test_report import NM, QuarterWorld, figures, read_csv
-from tests.test_report import cli_env as cli_env
-from tests.test_report import quarter_world as quarter_world
+from tests.report_world import NM, QuarterWorld, figures, read_csv
+from tests.report_world import cli_env as cli_env
+from tests.report_world import quarter_world as quarter_world
 
 STATUSES = {"Attended", "Partly attended", "No-show", "Late cancellation", "Cancelled",
             "Replaced", "Not marked yet"}  # fmt: skip
