@@ -114,13 +114,20 @@ def main() -> None:
 
     in_year = baseline()
     print(f"answers in {year.label}: {in_year[0]:,}; load average {load()}")
+
+    def line(name: str, median: float, runs: list[float], cpu: float) -> None:
+        shown = ", ".join(f"{value:.2f}" for value in runs)
+        print(f"{name}: median {median:.2f} s ({base and median / base:.1f} x baseline), "
+              f"CPU {cpu:.2f} s; runs {shown}; load average {load()}", flush=True)  # fmt: skip
+
     base, base_runs, base_cpu = timed(args.runs, baseline)
+    line("baseline (one aggregate over the year's answers)", base, base_runs, base_cpu)
 
     def figures() -> object:
         with Session(engine) as session:
             return annual_report(session, year, zone=ZONE, now=NOW)
 
-    annual, annual_runs, annual_cpu = timed(args.runs, figures)
+    line("annual_report (figures)", *timed(args.runs, figures))
     environ = {**os.environ, "EVALBOT_DATABASE_URL": f"sqlite:///{path}"}
     environ.setdefault("EVALBOT_SECRET_KEY", "bench")
 
@@ -130,29 +137,16 @@ def main() -> None:
             check=True, env=environ, cwd=folder, stdout=subprocess.DEVNULL,
         )  # fmt: skip
 
-    annual_command, annual_command_runs, annual_command_cpu = timed(
-        args.runs, command("annual", "2026", "--out", str(folder / "annual"))
-    )
-    pdf, pdf_runs, pdf_cpu = timed(
-        args.runs, command("quarterly", "2026Q1", "--out", str(folder / "q1"), "--pdf")
-    )
+    annual_command = command("annual", "2026", "--out", str(folder / "annual"))
+    line("evalbot report annual 2026, start to end", *timed(args.runs, annual_command))
+    pdf_command = command("quarterly", "2026Q1", "--out", str(folder / "q1"), "--pdf")
+    line("evalbot report quarterly 2026Q1 --pdf, start to end", *timed(args.runs, pdf_command))
     from pypdf import PdfReader
 
     pages = len(PdfReader(folder / "q1" / "report.pdf").pages)
     engine.dispose()
-
-    def line(name: str, median: float, runs: list[float], cpu: float) -> None:
-        shown = ", ".join(f"{value:.2f}" for value in runs)
-        print(f"{name}: median {median:.2f} s ({base and median / base:.1f} x baseline), "
-              f"CPU {cpu:.2f} s; runs {shown}")  # fmt: skip
-
-    line("baseline (one aggregate over the year's answers)", base, base_runs, base_cpu)
-    line("annual_report (figures)", annual, annual_runs, annual_cpu)
-    line("evalbot report annual 2026, start to end", annual_command, annual_command_runs,
-         annual_command_cpu)  # fmt: skip
-    line("evalbot report quarterly 2026Q1 --pdf, start to end", pdf, pdf_runs, pdf_cpu)
     print(f"report.pdf: {(folder / 'q1' / 'report.pdf').stat().st_size / 1024:.0f} KiB, "
-          f"{pages} pages; load average {load()}; written to {folder}")  # fmt: skip
+          f"{pages} pages; written to {folder}")  # fmt: skip
     if not args.keep and args.db is None:
         path.unlink()
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.report.cells import show
+from bot.report.cells import plural, show
 from surveys.report import QuarterlyReport
 from surveys.report.rows import Measured
 
@@ -45,8 +45,8 @@ def kirkpatrick(report: QuarterlyReport) -> list[Level]:
     seen = next((row for row in report.manager if row.item == "manager_change_seen"), None)
     voices = report.voices
     child = (
-        f"{voices.child_example_count:,} of the {voices.example_count:,} examples of practice "
-        "involve a child"
+        f"{voices.child_example_count:,} of the "
+        f"{plural(voices.example_count, 'example', 'examples')} of practice involve a child"
         if voices is not None
         else "–"
     )
@@ -72,7 +72,8 @@ def kirkpatrick(report: QuarterlyReport) -> list[Level]:
               n(summary.applied, "answers"), "impact"),
         Level(4, "Results", "Has it made a difference for children?",
               f"{child}; {managers}",
-              f"{voices.example_count:,} examples" if voices is not None else "–", "results"),
+              plural(voices.example_count, "example", "examples") if voices is not None else "–",
+              "results"),
     ]  # fmt: skip
 
 
