@@ -1,4 +1,11 @@
-"""The quarterly report as files: ``report.html`` and a CSV for every table.
+"""The quarterly and annual reports as files: ``report.html``, a CSV for every table, and on
+request ``report.pdf``.
+
+The modules: ``cells`` (how a value is shown and stored), ``tables`` (the quarterly report's
+tables), ``trend`` (periods side by side: the annual report, and the comparison with the previous
+quarter), ``breakdowns`` (by group, and the targets), ``levels`` (the Kirkpatrick levels and the
+coordinator's notes), ``charts``, ``csvfile`` (every CSV is written there), ``files`` and
+``annual`` (writing each report), ``pdf`` (WeasyPrint).
 
 ``report.html`` is one self-contained file: its styles are inline, its charts are SVG drawn by
 matplotlib and embedded in the page, and it prints on A4 (``@page``). The figures all come from
@@ -14,8 +21,20 @@ and the names, email addresses and phone numbers in them are taken out
 
 from __future__ import annotations
 
-from bot.report.csvfile import write_table
+from bot.report.annual import write_annual
+from bot.report.csvfile import write_csv, write_csv_rows, write_table
 from bot.report.files import ReportFiles, write_report
+from bot.report.pdf import html_to_pdf, write_pdf
 from bot.report.tables import build_tables
 
-__all__ = ["ReportFiles", "build_tables", "write_report", "write_table"]
+__all__ = [
+    "ReportFiles",
+    "build_tables",
+    "html_to_pdf",
+    "write_annual",
+    "write_csv",
+    "write_csv_rows",
+    "write_pdf",
+    "write_report",
+    "write_table",
+]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.report.cells import plural, show
+from bot.report.cells import Kind, plural, show
 from surveys.report import QuarterlyReport
 from surveys.report.rows import Measured
 
@@ -24,10 +24,10 @@ class Level:
     section: str  # the id of the report's section with the detail
 
 
-def _figure(measured: Measured, kind: str, zone: ZoneInfo, smallest: int | None) -> str:
+def _figure(measured: Measured, kind: Kind, zone: ZoneInfo, smallest: int | None) -> str:
     if measured.suppressed:
         return f"left out (fewer than {smallest} people)"
-    return show(measured.value, kind, zone)  # type: ignore[arg-type]
+    return show(measured.value, kind, zone)
 
 
 def kirkpatrick(report: QuarterlyReport) -> list[Level]:

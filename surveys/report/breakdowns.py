@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement, FromClause, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, FromClause
 
 from surveys.models import BookingStatus, Stage
 from surveys.report.evaluation import pair_join
@@ -76,7 +76,7 @@ def _people(joined: FromClause) -> FromClause:
     )
 
 
-def _by_dimension(fine: Any, sums: Sequence[str]) -> Select[Any]:
+def _by_dimension(fine: Any, sums: Sequence[str]) -> CompoundSelect[Any]:
     """The fine counts summed up to each dimension, one statement."""
     return union_all(
         *(
@@ -87,7 +87,7 @@ def _by_dimension(fine: Any, sums: Sequence[str]) -> Select[Any]:
             ).group_by(fine.c[dimension])
             for dimension in DIMENSIONS
         )
-    )  # type: ignore[return-value]
+    )
 
 
 def _fine(query_from: FromClause, where: ColumnElement[bool], *figures: Any) -> Any:
@@ -107,7 +107,7 @@ def breakdowns(
     """Per dimension, a row for each of its groups, largest first."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def collect(query: Select[Any]) -> None:
+    def collect(query: CompoundSelect[Any]) -> None:
         for row in connection.execute(query):
             values = found.setdefault((row.dimension, row.grp), {})
             values.update({k: v for k, v in row._mapping.items() if k not in ("dimension", "grp")})
