@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -42,10 +50,49 @@ SECRETS = (
     "notify_api_key",
 )
 CONFIG_ENV = "EVALBOT_CONFIG"
+REPORT_MIN_GROUP = 5  # EVALBOT_REPORT_MIN_GROUP's default
 
 
 class SettingsError(Exception):
     """A setting that cannot be used; the message says which and what is allowed."""
+
+
+class ReportSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: dict[str, float]) -> dict[str, float]:
+        from surveys.report.targets import TARGETS, unknown_targets
+
+        unknown = unknown_targets(list(value))
+        if unknown:
+            where = "; ".join(f"{key!r}{_located(key, 'report.targets')}" for key in unknown)
+            raise ValueError(f"unknown target {where}; the targets are: {', '.join(TARGETS)}")
+        for key, aim in value.items():
+            if aim < 0:
+                raise ValueError(f"target {key!r}{_located(key, 'report.targets')} is negative")
+        return value
+
+
+def _located(key: str, table: str) -> str:
+    """Where ``key`` of the TOML ``[table]`` is written in the config file: " (evalbot.toml,
+    line 12, column 1)", or "" when it is not there (set in the environment)."""
+    path = config_path()
+    if path is None:
+        return ""
+    current = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            continue
+        name = stripped.split("=", 1)[0].strip().strip('"').strip("'")
+        if current == table and "=" in stripped and name == key:
+            return f" ({path}, line {number}, column {line.index(stripped[0]) + 1})"
+    return ""
 
 
 class Settings(BaseSettings):
@@ -135,6 +182,12 @@ class Settings(BaseSettings):
     notify_email_per_day: int = Field(default=0, ge=0)
     notify_sms_per_day: int = Field(default=0, ge=0)
     notify_threads: int = Field(default=8, ge=1, le=64)  # requests in flight to Notify
+    # Reports (bot/report, surveys/report): the anonymous edition leaves out figures from fewer
+    # people (or an agency's bookings) than this.
+    report_min_group: int = Field(default=REPORT_MIN_GROUP, ge=2, le=100)
+    # [report.targets] in evalbot.toml: a figure's name and the level aimed for, shown beside
+    # the actual figure (surveys/report/targets.py lists the names).
+    report: ReportSettings = Field(default_factory=lambda: ReportSettings())
 
     # The partnership's policy (timings, sending window, cut-off, charges), checked by
     # ``schedules.policy``; see the README for its keys.

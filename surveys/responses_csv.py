@@ -3,9 +3,9 @@ says which part of the page each row is (responses, scale, change pre to end, fr
 
 from __future__ import annotations
 
-import csv
 import io
 
+from surveys import csv_safe
 from surveys.responses import Responses
 
 CSV_COLUMNS = (
@@ -25,11 +25,6 @@ CSV_COLUMNS = (
 )
 
 
-def _cell(text: str) -> str:
-    """A delegate's text, kept from being read as a formula by a spreadsheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -37,7 +32,7 @@ def _number(value: float | None) -> str:
 def responses_csv(result: Responses) -> str:
     """The page's figures and answers as one CSV: a ``section`` column says which each row is."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_safe.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     blank = dict.fromkeys(CSV_COLUMNS, "")
     for stage in result.stages:
@@ -82,7 +77,7 @@ def responses_csv(result: Responses) -> str:
                 "question": text.question,
                 "learning_outcome": text.outcome or "",
                 "session": text.session_ref,
-                "answer": _cell(text.text),
+                "answer": text.text,
                 "answered_at": text.answered_at.isoformat(),
             }).values()
         )  # fmt: skip

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.test_report import NM, WT, build_quarter
+from tests.report_world import NM, WT, build_quarter
 
 HEADER = [
     "booking_ref", "course", "session_ref", "session_date", "agency", "sector", "stage",

@@ -1,4 +1,4 @@
-"""``evalbot report quarterly`` and ``evalbot export answers``."""
+"""``evalbot report quarterly``, ``evalbot report annual`` and ``evalbot export answers``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import time
 from pathlib import Path
 
 import typer
+from markupsafe import Markup
 from sqlmodel import Session
 
 from bot.cli.common import fail, load_context, parse_day, parse_now
 from surveys import csv_safe
 from surveys.models import Stage
-from surveys.report import EXPORT_COLUMNS, QuarterError, export_answers, parse_quarter
+from surveys.report import (
+    EXPORT_COLUMNS,
+    QuarterError,
+    export_answers,
+    parse_quarter,
+    parse_year,
+)
 from surveys.text import plural
 
 report_app = typer.Typer(help="Reports for the partnership.", no_args_is_help=True)
@@ -31,8 +38,18 @@ def quarterly(
     anonymous: bool = typer.Option(
         False,
         "--anonymous",
-        help="Leave out people's names (the trainers of each session) and the survey figures "
-        "that rest on fewer than 5 people, so nobody's own answers can be read off.",
+        help="Leave out people's names (the trainers of each session), the survey figures "
+        "that rest on fewer than EVALBOT_REPORT_MIN_GROUP people (default 5) and the agencies "
+        "with fewer bookings, so nobody's own answers or attendance can be read off.",
+    ),
+    notes: Path | None = typer.Option(
+        None,
+        "--notes",
+        help="A Markdown file of the training coordinator's notes (audit updates, training "
+        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
+    ),
+    pdf: bool = typer.Option(
+        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
     ),
     now: str | None = typer.Option(
         None, "--now", help="The date the figures stand at (ISO); default: now."
@@ -40,6 +57,7 @@ def quarterly(
 ) -> None:
     """Write the quarterly report: report.html (prints on A4) and a CSV for every table."""
     from bot.report import write_report
+    from bot.report.pdf import write_pdf
 
     context = load_context()
     settings = context.settings
@@ -50,6 +68,7 @@ def quarterly(
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
     moment = parse_now(now, settings)
+    notes_html = _notes(notes)
     started = time.perf_counter()
     with Session(context.engine) as session:
         files = write_report(
@@ -60,14 +79,97 @@ def quarterly(
             now=moment,
             no_show_alert_rate=context.policy.no_show_alert_rate,
             anonymous=anonymous,
+            min_group=settings.report_min_group,
             partnership=settings.partnership_name,
             definitions_dir=settings.survey_definitions_dir,
+            targets=settings.report.targets,
+            notes=notes_html,
         )
+    pdf_path = write_pdf(files.html) if pdf else None
     took = time.perf_counter() - started
     edition = " (anonymous)" if anonymous else ""
     typer.echo(f"Quarterly report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
     typer.echo(f"  {files.html}")
+    if pdf_path is not None:
+        typer.echo(f"  {pdf_path}")
     typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+
+
+@report_app.command("annual")
+def annual(
+    year: str = typer.Argument(
+        ...,
+        help="The year, like 2026: a calendar year, or the financial year that starts in April "
+        "of it when EVALBOT_QUARTERS=financial (also written 2026/27).",
+    ),
+    out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
+    anonymous: bool = typer.Option(
+        False,
+        "--anonymous",
+        help="Leave out the survey figures that rest on fewer than EVALBOT_REPORT_MIN_GROUP "
+        "people (default 5).",
+    ),
+    notes: Path | None = typer.Option(
+        None,
+        "--notes",
+        help="A Markdown file of the training coordinator's notes (audit updates, training "
+        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
+    ),
+    pdf: bool = typer.Option(
+        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
+    ),
+    now: str | None = typer.Option(
+        None, "--now", help="The date the figures stand at (ISO); default: now."
+    ),
+) -> None:
+    """Write the annual report: each quarter of the year beside the others, and the year."""
+    from bot.report.annual import write_annual
+    from bot.report.pdf import write_pdf
+
+    context = load_context()
+    settings = context.settings
+    try:
+        period = parse_year(year, settings.quarters)
+    except QuarterError as exc:
+        fail(f"YEAR: {exc}")
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+    moment = parse_now(now, settings)
+    notes_html = _notes(notes)
+    started = time.perf_counter()
+    with Session(context.engine) as session:
+        _, files = write_annual(
+            session,
+            period,
+            out,
+            zone=settings.zone,
+            now=moment,
+            anonymous=anonymous,
+            min_group=settings.report_min_group,
+            partnership=settings.partnership_name,
+            targets=settings.report.targets,
+            notes=notes_html,
+        )
+    pdf_path = write_pdf(files.html) if pdf else None
+    took = time.perf_counter() - started
+    edition = " (anonymous)" if anonymous else ""
+    typer.echo(f"Annual report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
+    typer.echo(f"  {files.html}")
+    if pdf_path is not None:
+        typer.echo(f"  {pdf_path}")
+    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+
+
+def _notes(path: Path | None) -> Markup | None:
+    """The notes file as HTML, read before anything is written; a clear error if it cannot be."""
+    if path is None:
+        return None
+    from bot.report.levels import NotesError, render_notes
+
+    try:
+        return render_notes(path)
+    except NotesError as exc:
+        fail(f"--notes: {exc}")
 
 
 @export_app.command("answers")

@@ -156,7 +156,7 @@ def notable_issues(
         zone=zone,
         generated_at=now,
         no_show_alert_rate=alert_rate,
-        overview=overview(connection, quarter, zone),
+        overview=overview(connection, quarter, zone, now),
         sessions=quarter_sessions(connection, quarter, zone),
         totals=levels["all"][0],
         by_agency=levels["agency"],
