@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,4 +69,9 @@ def look(settings: Settings) -> Look:
         brand_colour=settings.brand_colour or DEFAULT_BRAND_COLOUR,
         logo_url=settings.public_url + LOGO_PATH if settings.logo else None,
         logo_alt=settings.partnership_name,
+        logo_data=_data_uri(settings.logo) if settings.logo else None,
     )
+
+
+def _data_uri(path: Path) -> str:
+    return f"data:{logo_type(path)};base64," + base64.b64encode(path.read_bytes()).decode()

@@ -37,6 +37,7 @@ class Look:
     brand_colour: str = DEFAULT_BRAND_COLOUR
     logo_url: str | None = None  # absolute, so that it works in an email too
     logo_alt: str = ""
+    logo_data: str | None = None  # the logo as a data: URI, for PDFs made without a web server
 
 
 _look = Look()
@@ -95,6 +96,7 @@ def build_environment(look: Look, undefined: type = StrictUndefined) -> Environm
     env.globals["brand_colour"] = look.brand_colour
     env.globals["logo_url"] = look.logo_url
     env.globals["logo_alt"] = look.logo_alt
+    env.globals["logo_data"] = look.logo_data
     env.tests["reached_by"] = reached_by
     return env
 

@@ -72,3 +72,41 @@ def test_a_whole_session_and_a_whole_agency_in_one_file(
     assert len(pages(later)) == 1
     with pytest.raises(NoCertificate, match="None of these bookings"):
         agency_certificates_pdf(session, agency.id, date_to=date(2025, 12, 1), **SETTINGS)
+
+
+def _png(width: int = 8, height: int = 4) -> bytes:
+    """A small valid PNG: solid dark blue."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + b"\x00\x4b\x87" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_partnerships_logo_is_on_the_certificate(
+    session: Session, quarter_world: QuarterWorld, tmp_path
+) -> None:
+    from bot.settings import load_settings
+
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(_png())
+    load_settings(logo=logo)  # sets the templates' look for the process, as start-up does
+    reader = PdfReader(
+        io.BytesIO(certificate_pdf(session, quarter_world.bookings["B1"], **SETTINGS))
+    )
+    assert len(reader.pages[0].images) == 1
+    load_settings()  # and back to no logo
+    plain = PdfReader(
+        io.BytesIO(certificate_pdf(session, quarter_world.bookings["B1"], **SETTINGS))
+    )
+    assert len(plain.pages[0].images) == 0
