@@ -65,6 +65,6 @@ def session_for_register_token(
     ).all()
     for course_session in candidates:
         expected = tokens.make_token(secret, LinkPurpose.REGISTER, register_subject(course_session))
-        if hmac.compare_digest(expected, token):
+        if hmac.compare_digest(expected.encode(), token.encode()):
             return course_session
     return None

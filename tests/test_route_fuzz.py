@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from bot.settings import Settings, load_settings
 from bot.web.app import create_app
+from schedules.register_links import register_link
 from surveys import tokens
 from surveys.models import (
     BookingStatus,
@@ -45,10 +46,13 @@ PURPOSE_BY_PREFIX = {
     "reason": LinkPurpose.REASON,
     "certificate": LinkPurpose.CERTIFICATE,
     "unsubscribe": LinkPurpose.UNSUBSCRIBE,
+    "register": LinkPurpose.REGISTER,
+    "offer": LinkPurpose.OFFER,
 }
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=40),
     st.text(max_size=20).map(lambda text: f"{text}\x00{text}"),
+    st.text(max_size=20).map(lambda text: f"\x00{text}\x1b"),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300),
     st.sampled_from(
         ["\x00", "a\x00b", "\u202e\ufeff", "%00", "../../etc/passwd", "' OR 1=1 --", "x" * 5000]
@@ -124,6 +128,14 @@ def personal_links(session: Session, settings: Settings) -> dict[LinkPurpose, li
             issue(purpose, f"booking:{b.id}", booking_id=b.id, person_id=b.delegate_id)
             for b in (alice, chloe)
         ]
+    course_session = people["session"]
+    links[LinkPurpose.REGISTER] = [
+        tokens.make_token(
+            settings.secret,
+            LinkPurpose.REGISTER,
+            register_link(session, settings.secret, course_session)[1],
+        )
+    ]
     session.commit()
     return links
 
@@ -132,9 +144,17 @@ def fuzz_every_route(engine: Engine, settings: Settings, examples: int) -> None:
     with Session(engine, expire_on_commit=False) as session:
         links = personal_links(session, settings)
     app = create_app(settings, engine)
-    app.state.clock = lambda: NOW
+    # Two minutes pass between requests, so the guessed-link budget of one client (a minute's
+    # worth) never shuts the fuzzer out of the pages behind real links.
+    moment = [NOW]
+    app.state.clock = lambda: moment[0]
     targets = routes(app)
     assert len(targets) >= 12, targets  # every router is mounted
+    personal = [t for t in targets if "{token}" in t.path]
+    forms = [t for t in personal if t.method == "POST" and t.form_fields]
+    # Most requests go to the pages behind personal links, where people's input is stored, and
+    # a third are a form sent whole through a real link with the page's own CSRF value.
+    chosen = st.one_of(st.sampled_from(personal), st.sampled_from(forms), st.sampled_from(targets))
     errors: list[str] = []
 
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -142,13 +162,19 @@ def fuzz_every_route(engine: Engine, settings: Settings, examples: int) -> None:
         @settings_for(examples)
         @given(data=st.data())
         def one_request(data: st.DataObject) -> None:
-            target = data.draw(st.sampled_from(targets), label="route")
+            moment[0] += timedelta(minutes=2)
+            target = data.draw(chosen, label="route")
             path = target.path
             for name in re.findall(r"{(\w+)}", path):
                 prefix = path.strip("/").split("/")[0]
                 real = links.get(PURPOSE_BY_PREFIX.get(prefix, LinkPurpose.TELEGRAM), [])
                 value = data.draw(
-                    st.one_of(st.sampled_from(real), st.sampled_from(real), HOSTILE_TEXT)
+                    st.one_of(
+                        st.sampled_from(real),
+                        st.sampled_from(real),
+                        st.sampled_from(real),
+                        HOSTILE_TEXT,
+                    )
                     if real
                     else HOSTILE_TEXT,
                     label=name,
@@ -161,14 +187,18 @@ def fuzz_every_route(engine: Engine, settings: Settings, examples: int) -> None:
             if target.method == "GET":
                 response = client.get(path, params=query)
             else:
-                own = st.fixed_dictionaries(
-                    {}, optional=dict.fromkeys(target.form_fields, HOSTILE_TEXT)
+                whole = target in forms and data.draw(st.booleans(), label="whole form")
+                fields = dict.fromkeys(target.form_fields, HOSTILE_TEXT)
+                own = (
+                    st.fixed_dictionaries(fields)
+                    if whole
+                    else st.fixed_dictionaries({}, optional=fields)
                 )
                 stray = st.dictionaries(
                     st.sampled_from(["q", "action", "answer", "extra"]), HOSTILE_TEXT, max_size=3
                 )
                 form = {**data.draw(stray, label="stray"), **data.draw(own, label="form")}
-                real_csrf = data.draw(st.sampled_from([True, True, False]), label="real csrf")
+                real_csrf = whole or data.draw(st.booleans(), label="real csrf")
                 if "csrf" in target.form_fields and real_csrf:
                     page = client.get(path)
                     found = re.search(r'name="csrf" value="([^"]*)"', page.text)

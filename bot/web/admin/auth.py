@@ -86,7 +86,7 @@ async def check_post(request: Request, staff: StaffDep, settings: SettingsDep) -
     expected = csrf_token(settings, request.state.console_cookie)
     if (
         not isinstance(given, str)
-        or not hmac.compare_digest(given, expected)
+        or not hmac.compare_digest(given.encode(), expected.encode())
         or not same_origin(request, settings)
     ):
         raise StaleForm()
