@@ -8,15 +8,18 @@ one that has not is an error saying why, in the words the delegate would read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from bot.channels.base import Attachment
 from bot.report.pdf import html_to_pdf
 from bot.templating import environment
-from schedules.certificates import CertificateStatus, certificate_status
+from schedules.certificates import TEMPLATE as CERTIFICATE_TEMPLATE
+from schedules.certificates import CertificateState, CertificateStatus, certificate_status
 from surveys.models import Booking, BookingStatus, CourseSession, Person
 
 
@@ -39,6 +42,29 @@ def certificate_pdf(session: Session, booking: Booking, *, partnership: str, zon
     if not status.ready:
         raise NoCertificate(status.message)
     return _pdf([status], partnership=partnership, zone=zone)
+
+
+def certificate_attachment(
+    template: str, context: Mapping[str, Any], *, partnership: str, zone: str
+) -> Attachment | None:
+    """The certificate as a PDF attachment of the "certificate ready" email, made from the
+    message's own context (which the tick wrote when the certificate was earned), or None for
+    any other message."""
+    if template != CERTIFICATE_TEMPLATE:
+        return None
+    status = CertificateStatus(
+        state=CertificateState.READY,
+        message="",
+        booking_ref=context["booking_ref"],
+        delegate_name=context["delegate_name"],
+        course_title=context["course_title"],
+        starts_at=datetime.fromisoformat(context["session_starts_at"]),
+        ends_at=datetime.fromisoformat(context["session_ends_at"]),
+        day_length=context["day_length"],
+    )
+    data = _pdf([status], partnership=partnership, zone=zone)
+    name = f"certificate-{context['booking_ref']}.pdf".replace("/", "-")
+    return Attachment(filename=name, content_type="application/pdf", data=data)
 
 
 def certificates_pdf(

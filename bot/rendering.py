@@ -26,7 +26,7 @@ from jinja2 import Environment, Template, TemplateError, TemplateNotFound
 from sqlmodel import Session
 
 from bot import calendar_invite
-from bot.channels.base import Outgoing
+from bot.channels.base import Attachment, Outgoing
 from bot.links import render_links, url_for
 from bot.settings import Settings
 from bot.sms_text import TooLong, fit
@@ -157,7 +157,24 @@ def render_email(
         or stable_message_id(settings, outbox_id, message.idempotency_key),
         reference=message.idempotency_key,
         headers=headers,
-        attachments=(invite,) if invite is not None else (),
+        attachments=tuple(
+            found
+            for found in (invite, _certificate(settings, message.template, context))
+            if found is not None
+        ),
+    )
+
+
+def _certificate(
+    settings: Settings, template: str, context: Mapping[str, Any]
+) -> Attachment | None:
+    """The certificate PDF for the "certificate ready" email (WeasyPrint is loaded only then)."""
+    if template != "certificate-ready":
+        return None
+    from bot.certificate_pdf import certificate_attachment
+
+    return certificate_attachment(
+        template, context, partnership=settings.partnership_name, zone=settings.timezone
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import time
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -82,6 +83,24 @@ def latest_link(mail_dir: Path, address: str) -> str:
     messages = [m for m in sign_in_emails(mail_dir) if address in str(m["To"])]
     assert messages, f"no sign-in email reached {address}"
     return link_in(messages[-1])
+
+
+def wait_for_link(mail_dir: Path, address: str, timeout: float = 15.0) -> str:
+    """The path of the newest sign-in link sent to ``address``, waiting for the email: a live
+    server delivers it in a background task just after answering, so it may still be on its way
+    when the browser shows the next page."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = (
+            [m for m in sign_in_emails(mail_dir) if address in str(m["To"])]
+            if (mail_dir.exists())
+            else []
+        )
+        if messages:
+            return link_in(messages[-1])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no sign-in email reached {address}")
+        time.sleep(0.05)
 
 
 def follow_link(client: TestClient, path: str):

@@ -14,7 +14,7 @@ from sqlmodel import Session, func, select
 from surveys.models import Campaign, Stage
 from tests.accessibility import assert_accessible
 from tests.conftest import utc
-from tests.console_helpers import latest_link
+from tests.console_helpers import wait_for_link
 from tests.console_pages import CARLA, add_console_staff, answer
 from tests.test_browser_form import CHROMIUM, launch, served
 from tests.test_cancellation import Mailbox
@@ -62,7 +62,7 @@ def test_a_coordinator_runs_a_campaign_and_reads_responses_and_reports(
             with page.expect_navigation():
                 page.get_by_role("button", name="Send me a sign-in link").click()
             assert page.get_by_text(CARLA).is_visible()
-            page.goto(base + latest_link(Path(settings.mail_dir), CARLA))
+            page.goto(base + wait_for_link(Path(settings.mail_dir), CARLA))
             page.get_by_role("button", name="Sign in").click()
             assert page.locator("h1").inner_text() == "Dashboard"
 
@@ -134,5 +134,16 @@ def test_a_coordinator_runs_a_campaign_and_reads_responses_and_reports(
                     "link", name="Download the report with its CSV files (zip)"
                 ).click()
             assert download.value.suggested_filename == "evalbot-report-2026Q1.zip"
+
+            # Certificates for an agency: the form, by its label, then the download or a page
+            # saying there is none yet.
+            page.goto(f"{base}/admin/reports")
+            page.get_by_role("link", name="download an agency's in one file").click()
+            assert page.url == f"{base}/admin/certificates"
+            assert_accessible(page)
+            page.get_by_label("Agency").select_option(label="Northgate NHS Trust")
+            page.get_by_role("button", name="Download the certificates (PDF)").click()
+            assert page.get_by_role("heading", name="No certificates to download").is_visible()
+            assert_accessible(page)
         finally:
             browser.close()

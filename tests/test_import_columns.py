@@ -245,7 +245,7 @@ def test_joining_link_is_a_web_address(session):
 # -- The waiting list -----------------------------------------------------------------------------
 
 
-def test_waiting_list_rows_are_imported_and_get_no_messages(engine, settings):
+def test_waiting_list_rows_are_imported_and_get_only_their_place_in_the_list(engine, settings):
     rows = [
         row("BK-1"),
         row("BK-2", delegate_email="chloe@riverside.example", status="wait-listed"),
@@ -257,8 +257,13 @@ def test_waiting_list_rows_are_imported_and_get_no_messages(engine, settings):
     assert statuses == {"BK-1": "booked", "BK-2": "waiting", "BK-3": "waiting"}
     timeline = Timeline(engine, settings)
     timeline.tick("2026-03-02 09:00")
-    recipients = {message.recipient for message in timeline.rows()}
-    assert recipients == {"alice@riverside.example"}  # her confirmation; nothing for the list
+    sent = {(message.recipient, message.template) for message in timeline.rows()}
+    # Alice's confirmation; the two on the list are told their place in it, and nothing else.
+    assert sent == {
+        ("alice@riverside.example", "booking-confirmation"),
+        ("chloe@riverside.example", "waitlist-joined"),
+        ("dev@riverside.example", "waitlist-joined"),
+    }
     assert set(timeline.invitations("BK-2").values()) == set()
 
 

@@ -75,7 +75,11 @@ def test_a_sqlite_file_that_cannot_be_opened_is_named(
 ) -> None:
     missing = tmp_path / "no-such-folder" / "evalbot.db"
     monkeypatch.setenv("EVALBOT_DATABASE_URL", f"sqlite:///{missing}")
-    result = run("status")
+    result = run("db", "upgrade")  # would create the file, but its folder is not there
     assert result.exit_code == 2
     assert f"cannot use the SQLite database {missing}" in result.output
     assert "Traceback" not in result.output
+    # ``status`` creates nothing: it says there is no database there.
+    result = run("status")
+    assert result.exit_code == 1
+    assert f"There is no Evalbot database here: {missing} does not exist" in result.output

@@ -31,6 +31,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from bot.web.admin import (
     campaigns,
+    certificates,
     dashboard,
     imports,
     outbox,
@@ -74,6 +75,7 @@ PAGES: list[APIRouter] = [
     campaigns.router,
     reports.router,
     register_link.router,
+    certificates.router,
 ]
 
 
