@@ -133,7 +133,7 @@ def test_export_then_erase_leaves_no_trace_and_keeps_the_figures(
     # The booking system's next export still lists her: she stays erased, Chloé is updated.
     status = cli("import", "bookings", str(export))
     assert status.exit_code == 0, status.output
-    assert "Left alone: 1 rows whose booking belongs to an erased person." in status.output
+    assert "Left alone: 1 row whose booking belongs to an erased person." in status.output
     mail_before = set((tmp_path / "evalbot-mail").glob("*.eml"))
     assert cli("tick", "--now", "2026-03-02T08:01").exit_code == 0  # a reminder, on Monday
     new_mail = set((tmp_path / "evalbot-mail").glob("*.eml")) - mail_before
