@@ -20,6 +20,7 @@ from surveys.report import (
     QuarterlyReport,
     SessionRow,
 )
+from surveys.report.offers import ALL_COURSES, OfferRow
 
 # Tables ----------------------------------------------------------------------------------------
 
@@ -343,6 +344,25 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         note="For a yes/no question the figure is the share answering yes (1.00 = all)."
         + few_note,
     )  # fmt: skip
+    tables["place_offers"] = Table(
+        "place_offers",
+        "Places offered to the waiting list",
+        [
+            Column("course", "Course"),
+            Column("places_freed", "Places freed", "int"),
+            Column("places_offered", "Offered", "int"),
+            Column("places_taken", "Taken", "int"),
+            Column("fill_rate", "Fill rate", "pct"),
+            Column("offers_made", "Offers made", "int"),
+            Column("offers_accepted", "Accepted", "int"),
+            Column("offers_lapsed", "Lapsed", "int"),
+        ],
+        [offer_values(r) for r in report.offers if r.course != ALL_COURSES],
+        totals=[offer_values(r) for r in report.offers if r.course == ALL_COURSES],
+        note="A place freed by a cancellation while someone was waiting, offered to the list one "
+        "person at a time; the fill rate is the places taken over the places offered. An offer "
+        "lapses when it is not accepted in time, and the place goes to the next person.",
+    )
     tables["notable_issues"] = Table(
         "notable_issues",
         "Notable issues",
@@ -350,6 +370,13 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         [[r.kind, r.subject, r.detail] for r in report.issues],
     )
     return tables
+
+
+def offer_values(row: OfferRow) -> list[Any]:
+    return [
+        row.course, row.places_freed, row.places_offered, row.places_taken, row.fill_rate,
+        row.offers, row.accepted, row.lapsed,
+    ]  # fmt: skip
 
 
 def satisfaction_pivot(report: QuarterlyReport) -> tuple[list[str], list[list[str]]]:

@@ -25,6 +25,7 @@ from surveys.report.examples import (
 )
 from surveys.report.issues import issues
 from surveys.report.labels import item_labels
+from surveys.report.offers import place_offers
 from surveys.report.periods import (
     Quarter,
 )
@@ -95,6 +96,7 @@ def quarterly_report(
         previous = period_summary(connection, quarter.previous, zone, now)
         parts["breakdowns"] = breakdowns(connection, quarter, zone)
         parts["voices"] = voices(connection, quarter, zone, name_scrubber(connection))
+        parts["offers"] = place_offers(connection, quarter, zone)
         parts.update(answers_part(connection) if alongside is None else alongside.result())
     report = QuarterlyReport(
         quarter=quarter,

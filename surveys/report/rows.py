@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from surveys.report.periods import (
     Quarter,
 )
+
+if TYPE_CHECKING:
+    from surveys.report.offers import OfferRow
 
 
 @dataclass(frozen=True)
@@ -268,3 +272,5 @@ class QuarterlyReport:
     breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)
     # Accessibility, comment themes, examples involving a child.
     voices: Voices | None = None
+    # Places freed and offered to the waiting list, per course then in all (surveys/report/offers).
+    offers: list[OfferRow] = field(default_factory=list)
