@@ -227,7 +227,7 @@ def test_cli_writes_the_report_and_a_csv_per_table(
                 "compared_courses", "compared_responses", "compared_outcomes",
                 "breakdown_by_sector", "breakdown_by_agency", "breakdown_by_role",
                 "breakdown_by_level",
-                "change_by_outcome", "impact_applied", "impact_barriers", "manager_view",
+                "change_by_outcome", "impact_applied", "impact_barriers", "manager_view", "place_offers",
                 "notable_issues", "impact_examples"}  # fmt: skip
     assert {p.stem for p in out.glob("*.csv")} == expected
     for stem in expected:  # every CSV the page names is there, and the page links it
