@@ -1,6 +1,7 @@
 """Survey answers in Telegram, end to end: update in, answer stored, next question out.
 
     .venv/bin/python bench/telegram_answers.py [--people 60] [--rounds 3] [--threads] [--in-turn]
+        [--webhook] [--against BASELINE_CHECKOUT]
 
 Two processes, as on a real server the Bot API is elsewhere:
 
@@ -18,6 +19,9 @@ best is kept, as other work on the machine only ever slows a round down. ``--thr
 handlers' database work on a worker thread, as the service does by default. The bot handles
 different chats' updates side by side and each chat's in order (``bot.telegram.app.ChatOrder``,
 as ``evalbot run`` does); ``--in-turn`` handles every update in turn instead, for comparison.
+``--webhook`` serves the web app on a loopback port and has the fake POST the updates to its
+hook. ``--against DIR`` runs rounds of this checkout and of the one in ``DIR`` (a ``git
+worktree`` of the baseline) in turn, each a fresh process, and prints both medians and ratios.
 """
 
 from __future__ import annotations
