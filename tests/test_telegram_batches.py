@@ -119,3 +119,12 @@ async def test_a_failing_transaction_in_a_batch_leaves_the_others_committed(
     # Work asked for while a batch is on the thread goes with the next one.
     again = await asyncio.gather(svc.run(note(5)), svc.run(note(6)))
     assert again == [50, 60] and svc.batches == 2
+
+    # A handler cancelled while its work waits (the bot stopping) leaves that work undone.
+    order.clear()
+    cancelled = asyncio.create_task(svc.run(note(7)))
+    kept_task = asyncio.create_task(svc.run(note(8)))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    assert await kept_task == 80
+    assert cancelled.cancelled() and order == [8]

@@ -103,8 +103,12 @@ class Services:
             while self._queued:
                 # Let the handlers of updates that arrived together ask for their work too.
                 await asyncio.sleep(0)
-                batch, self._queued = self._queued, []
+                # (a handler cancelled while it waited has no use for its work)
+                batch = [queued for queued in self._queued if not queued[1].cancelled()]
+                self._queued = []
                 self._wake_pollers()
+                if not batch:
+                    continue
                 self.batches += 1
                 outcomes = await asyncio.to_thread(self._batch, [work for work, _ in batch])
                 for (_, future), (value, error) in zip(batch, outcomes, strict=True):
