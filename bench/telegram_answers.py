@@ -1,6 +1,7 @@
 """Survey answers in Telegram, end to end: update in, answer stored, next question out.
 
     .venv/bin/python bench/telegram_answers.py [--people 60] [--rounds 3] [--threads] [--in-turn]
+        [--webhook] [--against BASELINE_CHECKOUT]
 
 Two processes, as on a real server the Bot API is elsewhere:
 
@@ -18,6 +19,9 @@ best is kept, as other work on the machine only ever slows a round down. ``--thr
 handlers' database work on a worker thread, as the service does by default. The bot handles
 different chats' updates side by side and each chat's in order (``bot.telegram.app.ChatOrder``,
 as ``evalbot run`` does); ``--in-turn`` handles every update in turn instead, for comparison.
+``--webhook`` serves the web app on a loopback port and has the fake POST the updates to its
+hook. ``--against DIR`` runs rounds of this checkout and of the one in ``DIR`` (a ``git
+worktree`` of the baseline) in turn, each a fresh process, and prints both medians and ratios.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# ``--code DIR`` runs the bot from another checkout (a ``git worktree`` of the baseline), with
+# this script and its fake: ``--against DIR`` does so in interleaved rounds.
+if "--code" in sys.argv:
+    ROOT = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 NOW = datetime(2026, 3, 16, 17, 0, tzinfo=UTC)
@@ -231,7 +240,11 @@ def count_answers(database_url: str) -> tuple[int, int]:
     return int(answers), int(finished)
 
 
-async def one_round(people: int, threads: bool, in_turn: bool) -> dict[str, Any]:
+async def one_round(people: int, threads: bool, in_turn: bool, webhook: bool) -> dict[str, Any]:
+    import socket
+
+    import uvicorn
+
     from bot.settings import load_settings
     from bot.telegram.app import build_application
     from bot.telegram.runtime import TelegramService
@@ -248,15 +261,34 @@ async def one_round(people: int, threads: bool, in_turn: bool) -> dict[str, Any]
         )
         assert child.stdin is not None and child.stdout is not None
         where = json.loads(child.stdout.readline())
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        port = listening.getsockname()[1]
         settings = load_settings(
             database_url=database_url,
             secret_key="bench-secret-key-0123456789abcdef",
             telegram_token=where["token"],
             telegram_api_url=where["api_url"],
             telegram_bot_username="evalbot_bench_bot",
+            telegram_mode="webhook" if webhook else "polling",
+            public_url=f"http://127.0.0.1:{port}",
         )
         engine = db.make_engine(database_url)
-        service = TelegramService(settings, engine, clock=lambda: NOW)
+        server: uvicorn.Server | None = None
+        serving: asyncio.Task[None] | None = None
+        web_app = None
+        if webhook:
+            from bot.web.app import create_app
+
+            # The web app as `evalbot run` serves it: uvicorn, httptools, the bot's event loop.
+            web_app = create_app(settings, engine)
+            server = uvicorn.Server(
+                uvicorn.Config(web_app, log_level="warning", lifespan="off", http="httptools")
+            )
+            serving = asyncio.create_task(server.serve(sockets=[listening]))
+            while not server.started:
+                await asyncio.sleep(0.01)
+        service = TelegramService(settings, engine, app=web_app, clock=lambda: NOW)
         if in_turn:
             service.application = build_application(
                 settings, engine, clock=lambda: NOW, concurrent_updates=False
@@ -270,8 +302,14 @@ async def one_round(people: int, threads: bool, in_turn: bool) -> dict[str, Any]
             line = await asyncio.to_thread(child.stdout.readline)
             result: dict[str, Any] = json.loads(line)
             result["bot_cpu"] = time.process_time() - cpu
+            svc = service.application.bot_data["evalbot"]
+            result["batches"] = getattr(svc, "batches", None)
         finally:
             await service.stop()
+            if server is not None and serving is not None:
+                server.should_exit = True
+                await serving
+            listening.close()
             engine.dispose()
             child.stdin.write("bye\n")
             child.stdin.flush()
@@ -288,36 +326,93 @@ def load_average() -> str:
         return "unknown"
 
 
+def compare(args: argparse.Namespace) -> None:
+    """Rounds of this checkout and of ``--against`` in turn, each a fresh process."""
+    flags = ["--people", str(args.people), "--rounds", "1", "--json"]
+    flags += ["--threads"] * args.threads + ["--in-turn"] * args.in_turn
+    flags += ["--webhook"] * args.webhook
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this": []}
+    for number in range(1, args.rounds + 1):
+        for name in ("baseline", "this"):
+            code = ["--code", args.against] if name == "baseline" else []
+            out = subprocess.run(
+                [sys.executable, __file__, *flags, *code],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            runs[name].append(result)
+            print(f"round {number}, {name}: {describe(result)}", flush=True)
+    medians = {
+        name: {
+            key: statistics.median(r[key] for r in results)
+            for key in ("rate", "cpu_per_update", "calls_per_poll")
+        }
+        for name, results in runs.items()
+    }
+    for name, median in medians.items():
+        print(
+            f"median, {name}: {median['rate']:.0f} answers/s, "
+            f"{median['cpu_per_update'] * 1000:.2f} ms of the bot's CPU an update, "
+            f"{median['calls_per_poll']:.1f} updates a getUpdates"
+        )
+    this, base = medians["this"], medians["baseline"]
+    print(
+        f"ratio this/baseline: rate {this['rate'] / base['rate']:.2f}, "
+        f"CPU an update {this['cpu_per_update'] / base['cpu_per_update']:.2f} "
+        f"(load average now {load_average()})"
+    )
+
+
+def describe(result: dict[str, Any]) -> str:
+    return (
+        f"{result['stored']} answers stored, {result['finished']} surveys sent, in "
+        f"{result['seconds']:.2f} s: {result['rate']:.0f} answers/s (CPU: the bot "
+        f"{result['bot_cpu']:.2f} s, {result['cpu_per_update'] * 1000:.2f} ms an update over "
+        f"{result['updates']} updates; {result['calls'].get('getUpdates', 0)} getUpdates; "
+        f"{result['batches']} database hand-overs; the fake and its driver "
+        f"{result['fake_cpu']:.2f} s; load average {result['load']})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", action="store_true")
     parser.add_argument("--in-turn", action="store_true")
+    parser.add_argument("--webhook", action="store_true", help="Telegram posts to the web app")
+    parser.add_argument("--against", metavar="DIR", help="a baseline checkout, rounds in turn")
+    parser.add_argument("--code", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    if args.against:
+        compare(args)
+        return
     best: dict[str, Any] | None = None
     for number in range(1, args.rounds + 1):
-        result = asyncio.run(one_round(args.people, args.threads, args.in_turn))
-        print(
-            f"round {number}: {result['stored']} answers stored, {result['finished']} surveys "
-            f"sent, in {result['seconds']:.2f} s: {result['rate']:.0f} answers/s "
-            f"(CPU: the bot {result['bot_cpu']:.2f} s, "
-            f"{result['bot_cpu'] / result['updates'] * 1000:.2f} ms an update over "
-            f"{result['updates']} updates; the fake and its driver {result['fake_cpu']:.2f} s; "
-            f"load average {load_average()})",
-            flush=True,
-        )
+        result = asyncio.run(one_round(args.people, args.threads, args.in_turn, args.webhook))
+        result["cpu_per_update"] = result["bot_cpu"] / result["updates"]
+        result["calls_per_poll"] = result["updates"] / max(1, result["calls"].get("getUpdates", 0))
+        result["load"] = load_average()
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
+        print(f"round {number}: {describe(result)}", flush=True)
         if best is None or result["rate"] > best["rate"]:
             best = result
-    assert best is not None
+    if best is None:
+        return
     calls = best["calls"]
     print(
         f"best: {best['rate']:.0f} answers a second end to end "
-        f"({args.people} delegates at once; database work "
+        f"({args.people} delegates at once; "
+        f"{'by webhook' if args.webhook else 'polling'}; database work "
         f"{'on a worker thread' if args.threads else 'in the event loop'}; updates "
         f"{'in turn' if args.in_turn else 'of different chats side by side'}); Bot API calls: "
         + ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))

@@ -5,7 +5,8 @@ The real python-telegram-bot client reaches it through its ``base_url``
 in a thread of its own, so a test's event loop and the bot's long polls never block each other.
 
 It records every request (``fake.calls``), serves ``getUpdates`` from a queue the test fills
-(``say``, ``command``, ``tap``), delivers the same queue to a webhook once one is set, and
+(``say``, ``command``, ``tap``), delivers the same queue to a webhook once one is set (as
+Telegram does: up to ``max_connections`` at once, 40 unless set; one chat's in turn), and
 refuses what Telegram refuses: ``callback_data`` over 64 bytes, text over 4,096 characters after
 entity parsing, HTML that does not parse (unknown tags, unbalanced tags, unescaped ``& < >``),
 edits of unknown messages or to identical content, a callback query answered twice, messages to
@@ -341,6 +342,7 @@ class FakeTelegram:
         self.commands: list[dict[str, Any]] = []  # the default scope's
         self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat
         self.webhook: dict[str, Any] | None = None
+        self.webhook_connections = 40  # setWebhook's max_connections
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self.counts: dict[str, int] = {}
         self.rate_limited = 0
@@ -698,6 +700,7 @@ class FakeTelegram:
         if params.get("drop_pending_updates"):
             self._updates.clear()
         self.webhook = {"url": url, "secret_token": secret}
+        self.webhook_connections = int(params.get("max_connections") or 40)
         self._wake()
         return True
 
@@ -1041,36 +1044,76 @@ class FakeTelegram:
     # -- webhook delivery -------------------------------------------------------------------------
 
     async def _deliver_webhooks(self) -> None:
+        """POST the queued updates to the webhook: up to ``webhook_connections`` at once, each
+        chat's one at a time and in order; an update is dropped from the queue once answered 2xx."""
         assert self._wakeup is not None
-        async with httpx.AsyncClient(timeout=10) as client:
+        in_flight: dict[int, int | None] = {}  # update_id -> its chat
+        deliveries: set[asyncio.Task[None]] = set()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
             while not self._closing:
+                self._wakeup.clear()
+                chosen: dict[str, Any] | None = None
                 with self._lock:
                     hook = self.webhook
-                    update = self._updates[0] if hook and self._updates else None
-                if update is None or hook is None:
-                    self._wakeup.clear()
+                    if hook is not None and len(in_flight) < self.webhook_connections:
+                        busy = set(in_flight.values())
+                        for update in self._updates:
+                            chat = _update_chat(update)
+                            if update["update_id"] not in in_flight and chat not in busy:
+                                chosen = update
+                                break
+                            busy.add(chat)  # a chat's later updates wait for this one
+                if chosen is None or hook is None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), 1.0)
                     continue
-                headers = {}
-                if hook["secret_token"]:
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-                try:
-                    response = await client.post(hook["url"], json=update, headers=headers)
-                    status = response.status_code
-                except httpx.HTTPError:
-                    status = 0
-                with self._lock:
-                    self.webhook_deliveries.append((update["update_id"], status))
-                    if 200 <= status < 300 and self._updates and self._updates[0] is update:
-                        self._updates.popleft()
-                    self._changed.notify_all()
-                    watchers = list(self._watchers)
-                for loop, event in watchers:
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(event.set)
-                if not 200 <= status < 300:
-                    await asyncio.sleep(0.05)  # Telegram backs off too; this keeps tests quick
+                in_flight[chosen["update_id"]] = _update_chat(chosen)
+                task = asyncio.create_task(self._deliver(client, hook, chosen, in_flight))
+                deliveries.add(task)
+                task.add_done_callback(deliveries.discard)
+
+    async def _deliver(
+        self,
+        client: httpx.AsyncClient,
+        hook: dict[str, Any],
+        update: dict[str, Any],
+        in_flight: dict[int, int | None],
+    ) -> None:
+        assert self._wakeup is not None
+        headers = {}
+        if hook["secret_token"]:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        try:
+            response = await client.post(hook["url"], json=update, headers=headers)
+            status = response.status_code
+        except httpx.HTTPError:
+            status = 0
+        with self._lock:
+            self.webhook_deliveries.append((update["update_id"], status))
+            if 200 <= status < 300:
+                with contextlib.suppress(ValueError):
+                    self._updates.remove(update)
+            self._changed.notify_all()
+            watchers = list(self._watchers)
+        for loop, event in watchers:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+        if not 200 <= status < 300:
+            await asyncio.sleep(0.05)  # Telegram backs off too; this keeps tests quick
+        del in_flight[update["update_id"]]
+        self._wakeup.set()
+
+
+def _update_chat(update: dict[str, Any]) -> int | None:
+    """The chat an update comes from (a message's, or a tapped message's)."""
+    for kind in ("message", "edited_message"):
+        if kind in update:
+            return int(update[kind]["chat"]["id"])
+    query = update.get("callback_query")
+    if query is not None:
+        return int(query["from"]["id"])
+    return None
 
 
 def _chat(params: dict[str, Any]) -> int:

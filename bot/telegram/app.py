@@ -4,6 +4,11 @@ Handlers answer private chats only. Each chat's updates are handled one at a tim
 Telegram sent them, so a double tap is always seen after the tap it repeats; different chats'
 updates are handled side by side (``ChatOrder``), so one waiting for the Bot API to answer does
 not hold up the others.
+
+When polling, ``getUpdates`` is not called again while the previous updates' database work still
+waits for the worker thread (``PollingBot``): the updates that arrive while the thread works come
+in one batch, whose database work goes to the thread in one hop (``Services.run``), instead of
+one update a call, each paying its own request and hand-over.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from telegram.ext import (
     BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -52,21 +58,38 @@ def build_application(
         concurrent_updates = ChatOrder()
     assert settings.telegram_token is not None, "no EVALBOT_TELEGRAM_TOKEN"
     httpx = settings.telegram_transport == "httpx"
-    builder = (
-        ApplicationBuilder()
-        .token(settings.telegram_token.get_secret_value())
-        .request(make_request(connections=16, read_timeout=15, force_httpx=httpx))
-        .get_updates_request(make_request(connections=1, read_timeout=40, force_httpx=httpx))
-        .concurrent_updates(concurrent_updates)
+    svc = Services(settings, engine, clock=clock, in_thread=in_thread)
+    bot = PollingBot(
+        settings.telegram_token.get_secret_value(),
+        caught_up=svc.caught_up,
+        request=make_request(connections=16, read_timeout=15, force_httpx=httpx),
+        get_updates_request=make_request(connections=1, read_timeout=40, force_httpx=httpx),
+        **({"base_url": settings.telegram_api_url} if settings.telegram_api_url else {}),
     )
-    if settings.telegram_api_url:
-        builder = builder.base_url(settings.telegram_api_url)
+    builder = ApplicationBuilder().bot(bot).concurrent_updates(concurrent_updates)
     if webhook:
         builder = builder.updater(None)
     application = builder.build()
-    application.bot_data[KEY] = Services(settings, engine, clock=clock, in_thread=in_thread)
+    application.bot_data[KEY] = svc
     add_handlers(application)
     return application
+
+
+class PollingBot(ExtBot[None]):
+    """The bot, whose ``getUpdates`` first waits until no database work waits for the thread."""
+
+    __slots__ = ("_caught_up",)
+
+    def __init__(self, token: str, *, caught_up: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(token, **kwargs)
+        self._caught_up = caught_up
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        # The handlers of the updates just taken start on the next turns of the event loop.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await self._caught_up()
+        return await super().get_updates(*args, **kwargs)
 
 
 class ChatOrder(BaseUpdateProcessor):

@@ -3,6 +3,10 @@
 The handlers keep no state of their own: each update opens a database transaction, reads what
 it needs, writes what changed and commits, so a restarted bot (or another worker behind a
 webhook) carries on exactly where the chat was.
+
+Updates that arrive together hand their database work to the worker thread together
+(``Services.run``): one hop for the batch, each update still in a transaction of its own, run in
+the order the handlers asked, so one update's error is its own and a chat's updates stay in turn.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -28,6 +32,8 @@ from surveys.models import Person
 log = logging.getLogger("evalbot.telegram")
 T = TypeVar("T")
 KEY = "evalbot"
+# a transaction waiting for the worker thread, and the future its handler awaits
+Queued = tuple[Callable[[Session], Any], "asyncio.Future[Any]"]
 
 
 def system_clock() -> datetime:
@@ -45,14 +51,16 @@ class Services:
     # tick that share the event loop; the answering benchmark turns it off to measure the rest.
     in_thread: bool = True
     policy: Policy = field(init=False)
-    # SQLite takes one writer at a time and refuses (rather than waits for) a transaction that
-    # read before another's write: its transactions on worker threads take turns.
-    _turns: asyncio.Lock | None = field(init=False, default=None)
+    # Transactions waiting for the worker thread, and the task handing them over in batches:
+    # one at a time, which also keeps SQLite's transactions in turn (SQLite refuses, rather than
+    # waits for, a transaction that read before another's write).
+    _queued: list[Queued] = field(init=False, default_factory=list)
+    _drainer: asyncio.Task[None] | None = field(init=False, default=None)
+    _taken: list[asyncio.Future[None]] = field(init=False, default_factory=list)  # caught_up
+    batches: int = field(init=False, default=0)  # hand-overs to the worker thread, for the bench
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy)
-        if self.engine.dialect.name == "sqlite":
-            self._turns = asyncio.Lock()
 
     def now(self) -> datetime:
         return self.clock()
@@ -63,13 +71,80 @@ class Services:
         return self.settings.survey_definitions_dir
 
     async def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction: committed when it returns, rolled back if it raises."""
+        """Run ``work`` in one transaction: committed when it returns, rolled back if it raises.
+
+        On the worker thread, work asked for while a batch is there waits and goes with the
+        next batch; each piece runs in its own transaction, in the order it was asked for.
+        """
         if not self.in_thread:
             return self._transaction(work)  # no await: nothing else runs meanwhile
-        if self._turns is None:
-            return await asyncio.to_thread(self._transaction, work)
-        async with self._turns:
-            return await asyncio.to_thread(self._transaction, work)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queued.append((work, future))
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain(), name="telegram-database")
+        return await future
+
+    async def caught_up(self) -> None:
+        """Wait until no database work waits for the worker thread (some may be running there).
+
+        The poller waits for this before asking for more updates: those that arrive while a
+        batch is on the thread then come in one ``getUpdates`` and go to the thread together,
+        and the thread never waits for a poll to come back.
+        """
+        while self._queued and self._drainer is not None:
+            taken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._taken.append(taken)
+            await taken
+
+    async def _drain(self) -> None:
+        batch: list[Queued] = []
+        try:
+            while self._queued:
+                # Let the handlers of updates that arrived together ask for their work too.
+                await asyncio.sleep(0)
+                # (a handler cancelled while it waited has no use for its work)
+                batch = [queued for queued in self._queued if not queued[1].cancelled()]
+                self._queued = []
+                self._wake_pollers()
+                if not batch:
+                    continue
+                self.batches += 1
+                outcomes = await asyncio.to_thread(self._batch, [work for work, _ in batch])
+                for (_, future), (value, error) in zip(batch, outcomes, strict=True):
+                    if future.cancelled():
+                        continue
+                    if error is None:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(error)
+                batch = []
+        except BaseException:
+            for _, future in batch + self._queued:
+                future.cancel()
+            self._queued = []
+            raise
+        finally:
+            self._drainer = None
+            self._wake_pollers()
+
+    def _wake_pollers(self) -> None:
+        for taken in self._taken:
+            if not taken.done():
+                taken.set_result(None)
+        self._taken = []
+
+    def _batch(
+        self, works: list[Callable[[Session], Any]]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Run each piece of work in its own transaction; one's failure leaves the others be."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for work in works:
+            try:
+                outcomes.append((self._transaction(work), None))
+            except Exception as exc:
+                outcomes.append((None, exc))
+        return outcomes
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         with session_scope(self.engine) as session:
