@@ -277,6 +277,7 @@ _CONTEXT = (
     sa_select(
         col(Course.title),
         col(Course.learning_outcomes),
+        col(Course.course_type),
         col(CourseSession.starts_at),
         col(CourseSession.ends_at),
         col(Person.name),
@@ -326,8 +327,8 @@ def load_survey(
         _CONTEXT,
         {"booking_id": invitation.booking_id, "definition_id": invitation.definition_id},
     ).one()
-    title, outcomes, starts_at, ends_at, delegate_name, version = row
-    definition = _definition(session, invitation, directory, version, write=write)
+    title, outcomes, course_type, starts_at, ends_at, delegate_name, version = row
+    definition = _definition(session, invitation, directory, version, course_type, write=write)
     answers = connection.execute(_ANSWERS, {"invitation_id": invitation.id}).all()
     return Survey(
         invitation=invitation,
@@ -346,9 +347,12 @@ def _definition(
     invitation: SurveyInvitation,
     directory: Path | None,
     version: str | None,
+    course_type: str | None,
     *,
     write: bool,
 ) -> Definition:
+    """The snapshot the invitation was sent with, else the current definition for its kind of
+    course (its variant, or the general one)."""
     if invitation.definition_id is not None:
         cached = cached_definition(version) if version is not None else None
         if cached is not None:
@@ -358,8 +362,8 @@ def _definition(
         return stored_definition(stored)
     if not write:
         # Not sent with a snapshot yet: read the current file, store nothing.
-        return load_definition(invitation.stage, directory)
-    stored = snapshot(session, invitation.stage, directory)
+        return load_definition(invitation.stage, directory, course_type)
+    stored = snapshot(session, invitation.stage, directory, course_type)
     invitation.definition_id = stored.id
     session.add(invitation)
     return stored_definition(stored)
