@@ -21,7 +21,16 @@ from surveys.definitions import (
     snapshot,
     stored_definition,
 )
-from surveys.models import InvitationStatus, Stage, SurveyDefinitionVersion, SurveyInvitation
+from surveys.models import (
+    Course,
+    InvitationStatus,
+    Stage,
+    SurveyDefinitionVersion,
+    SurveyInvitation,
+)
+from tests.report_world import NM, WT, QuarterWorld, read_csv
+from tests.report_world import cli_env as cli_env
+from tests.report_world import quarter_world as quarter_world
 from tests.test_web_form import answer, client, clock, csrf_of, heading, invite, people, stored
 
 __all__ = ["client", "clock", "people"]  # fixtures shared with the web form's tests
@@ -234,3 +243,22 @@ def test_a_variant_for_the_wrong_stage_or_unlike_measures_is_refused(tmp_path: P
         match=r"end\.briefing\.yaml: question 'confidence': a measured item must match",
     ):
         load_definitions(tmp_path)
+
+
+# --- the quarterly report ------------------------------------------------------------------
+
+
+def test_the_report_says_each_course_s_type_beside_its_satisfaction(
+    session: Session, quarter_world: QuarterWorld, cli_env: CliRunner, tmp_path: Path
+) -> None:
+    course = session.exec(select(Course).where(Course.title == NM)).one()
+    set_type(session, course, "e-learning")
+    out = tmp_path / "q1"
+    result = cli_env.invoke(
+        app, ["report", "quarterly", "2026Q1", "--out", str(out), "--now", "2026-04-15T10:00"]
+    )
+    assert result.exit_code == 0, result.output
+    types = {row["course"]: row["course_type"] for row in read_csv(out / "satisfaction.csv")}
+    assert types == {WT: "face to face", NM: "e-learning", "All courses": ""}
+    page = (out / "report.html").read_text()
+    assert f"<td>{NM} (e-learning)</td>" in page and f"<td>{WT}</td>" in page
