@@ -46,6 +46,7 @@ file. A snapshot records the course type of the variant it holds (none for the g
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,11 +176,35 @@ Loaded = dict[tuple[Stage, str | None], Definition]
 _loaded: dict[tuple[Any, ...], Loaded] = {}
 
 
+def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """The YAML files in a folder, each with its modification time and size."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                    status = entry.stat()
+                    found.append((entry.name, status.st_mtime_ns, status.st_size))
+    except OSError:
+        if folder == BUILTIN_DIR:
+            raise
+        raise DefinitionError(
+            f"{folder}: the survey definitions folder (EVALBOT_SURVEY_DEFINITIONS_DIR) "
+            "does not exist"
+        ) from None
+    return tuple(sorted(found))
+
+
 def _load_all(directory: Path | None) -> Loaded:
     """Every stage's definition for every kind of course, checked alone and together.
 
-    Re-read only when a file changes.
+    Re-read only when a file is added, removed or changed: each call lists the two folders.
     """
+    own = _listing(Path(directory)) if directory is not None else ()
+    key = (str(directory), own, _listing(BUILTIN_DIR))
+    cached = _loaded.get(key)
+    if cached is not None:
+        return cached
     if directory is not None:
         directory = Path(directory)
         _check_folder(directory)
@@ -187,10 +212,6 @@ def _load_all(directory: Path | None) -> Loaded:
     paths = {
         (stage, kind): definition_path(stage, directory, kind) for stage in Stage for kind in kinds
     }
-    key = tuple((str(p), *_stamp(p)) for p in paths.values())
-    cached = _loaded.get(key)
-    if cached is not None:
-        return cached
     general = {stage: load_file(paths[(stage, None)], stage) for stage in Stage}
     check_measures(general)
     found: Loaded = {(stage, None): definition for stage, definition in general.items()}
@@ -224,14 +245,6 @@ def load_variants(directory: Path | None = None) -> dict[tuple[Stage, str], Defi
         for (stage, kind), definition in _load_all(directory).items()
         if kind is not None and definition.course_type == kind
     }
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        status = path.stat()
-    except OSError:
-        return (0, 0)
-    return (status.st_mtime_ns, status.st_size)
 
 
 def load_definition(
