@@ -262,3 +262,14 @@ def test_the_report_says_each_course_s_type_beside_its_satisfaction(
     assert types == {WT: "face to face", NM: "e-learning", "All courses": ""}
     page = (out / "report.html").read_text()
     assert f"<td>{NM} (e-learning)</td>" in page and f"<td>{WT}</td>" in page
+
+
+def test_a_variant_added_to_the_folder_later_is_used_from_then_on(tmp_path: Path):
+    assert load_definition(Stage.END, tmp_path, "conference").course_type is None
+    own = shipped("end.yaml")
+    own["title"] = "After the conference"
+    (tmp_path / "end.conference.yaml").write_text(yaml.safe_dump(own))
+    found = load_definition(Stage.END, tmp_path, "conference")
+    assert (found.course_type, found.title) == ("conference", "After the conference")
+    (tmp_path / "end.conference.yaml").unlink()
+    assert load_definition(Stage.END, tmp_path, "conference").title == "End of the course"
