@@ -149,6 +149,13 @@ class CourseFacts(Protocol):
     def learning_outcomes(self) -> list[str]: ...
 
 
+class SurveyCourseFacts(CourseFacts, Protocol):
+    """A course as a survey message needs it: its type picks the survey's variant."""
+
+    @property
+    def course_type(self) -> str: ...
+
+
 class PersonFacts(outbox.Addressee, Protocol):
     @property
     def id(self) -> int | None: ...
@@ -341,14 +348,16 @@ class FirstQuestions:
         self.directory = directory
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def preview(self, stage: Stage, course: CourseFacts, delegate_name: str) -> dict[str, Any]:
+    def preview(
+        self, stage: Stage, course: SurveyCourseFacts, delegate_name: str
+    ) -> dict[str, Any]:
         from surveys.definitions import first_question_preview, load_definition
 
         name = delegate_name if stage == Stage.MANAGER else ""
         key = (stage, course.id, name)
         found = self._cache.get(key)
         if found is None:
-            definition = load_definition(stage, self.directory)
+            definition = load_definition(stage, self.directory, course.course_type)
             found = first_question_preview(
                 definition.content,
                 course.learning_outcomes,
@@ -363,7 +372,7 @@ def survey_context(
     invitation: InvitationFacts,
     booking: MarkedBookingFacts,
     course_session: SessionFacts,
-    course: CourseFacts,
+    course: SurveyCourseFacts,
     recipient: PersonFacts,
     delegate: PersonFacts,
     questions: FirstQuestions,

@@ -267,6 +267,8 @@ class SurveyDefinitionVersion(SQLModel, table=True):
     title: str = Field(sa_type=String(300))
     content: dict[str, Any] = _json()
     created_at: datetime = _stamp()
+    # The kind of course a variant definition is for (e-learning, ...); None: the general one.
+    course_type: str | None = Field(default=None, sa_type=String(20))
 
 
 class SurveyInvitation(SQLModel, table=True):

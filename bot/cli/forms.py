@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.cli.common import FORWARDED_ALLOW_IPS, fail, load_context, proxies_option
 from surveys.db import make_engine, session_scope
-from surveys.definitions import DefinitionError, Kind, definition_path, load_definitions
+from surveys.definitions import DefinitionError, Kind, load_definitions, load_variants
 from surveys.models import Answer, Booking, Course, CourseSession, SurveyInvitation
 
 WORKER_THREADS = 40  # the thread pool FastAPI runs request handlers in
@@ -78,13 +78,19 @@ def check(
     context = load_context(check_schema=False)
     directory = folder if folder is not None else context.settings.survey_definitions_dir
     try:
-        definitions = load_definitions(directory)
+        general = load_definitions(directory)
+        variants = load_variants(directory)
     except DefinitionError as exc:
         fail(str(exc))
-    for stage, definition in definitions.items():
+    listed = [(stage.value, definition) for stage, definition in general.items()]
+    listed += [
+        (f"{stage.value} ({kind})", definition) for (stage, kind), definition in variants.items()
+    ]
+    width = max(len(name) for name, _ in listed)
+    for name, definition in listed:
         typer.echo(
-            f"{stage.value:<8} {definition.title}: {len(definition.questions)} questions, "
-            f"version {definition.version[:12]} ({definition_path(stage, directory)})"
+            f"{name:<{width}} {definition.title}: {len(definition.questions)} questions, "
+            f"version {definition.version[:12]} ({definition.source})"
         )
         for question in definition.questions:
             marks = [question.kind.value]

@@ -220,6 +220,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         "Satisfaction per course",
         [
             Column("course", "Course"),
+            Column("course_type", "Type"),
             Column("item", "Item"),
             Column("answers", "Answers", "int"),
             Column("mean", "Mean (1-5)", "mean"),
@@ -229,6 +230,7 @@ def build_tables(report: QuarterlyReport, *, anonymous: bool) -> dict[str, Table
         [
             [
                 row.course,
+                row.course_type or "",
                 readable(row.item, "satisfaction_"),
                 count(row, row.answers),
                 figure(row, row.mean),
@@ -386,7 +388,10 @@ def satisfaction_pivot(report: QuarterlyReport) -> tuple[list[str], list[list[st
     for row in report.satisfaction:
         mean = "–" if row.mean is None else f"{row.mean:.2f}"
         answers = f"<{report.smallest_group}" if row.suppressed else str(row.answers)
-        grid.setdefault(row.course, {})[row.item] = f"{mean} ({answers})"
+        # A course of another type than face to face says so: its survey may be that type's.
+        shown = row.course_type not in (None, "face to face")
+        course = f"{row.course} ({row.course_type})" if shown else row.course
+        grid.setdefault(course, {})[row.item] = f"{mean} ({answers})"
     headers = [readable(item, "satisfaction_") for item in items]
     rows = [[course, *(cells.get(item, "–") for item in items)] for course, cells in grid.items()]
     return headers, rows

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Integer,
+    String,
     and_,
     func,
     literal,
@@ -59,6 +60,7 @@ def satisfaction(connection: Connection, period: Period, zone: ZoneInfo) -> list
         select(
             COURSE.c.id.label("course_id"),
             COURSE.c.title.label("course"),
+            COURSE.c.course_type,
             ANSWER.c.item,
             func.count(value).label("answers"),
             func.sum(value).label("total"),
@@ -71,7 +73,7 @@ def satisfaction(connection: Connection, period: Period, zone: ZoneInfo) -> list
             ANSWER.c.item.like("satisfaction%"),
             value.is_not(None),
         )
-        .group_by(COURSE.c.id, COURSE.c.title, ANSWER.c.item)
+        .group_by(COURSE.c.id, COURSE.c.title, COURSE.c.course_type, ANSWER.c.item)
         .cte("satisfaction_fine")
     )
     answers, satisfied = func.sum(fine.c.answers), func.sum(fine.c.satisfied)
@@ -83,16 +85,22 @@ def satisfaction(connection: Connection, period: Period, zone: ZoneInfo) -> list
         ratio(satisfied, answers).label("satisfied_share"),
     ]
     query = union_all(
-        select(literal(0).label("last"), fine.c.course, *figures).group_by(
-            fine.c.course_id, fine.c.course, fine.c.item
+        select(literal(0).label("last"), fine.c.course, fine.c.course_type, *figures).group_by(
+            fine.c.course_id, fine.c.course, fine.c.course_type, fine.c.item
         ),
-        select(literal(1).label("last"), literal("All courses").label("course"), *figures)
+        select(
+            literal(1).label("last"),
+            literal("All courses").label("course"),
+            literal(None, String()).label("course_type"),
+            *figures,
+        )
         .select_from(fine)
         .group_by(fine.c.item),
     ).order_by(text("last"), text("course"), text("item"))
     return [
         SatisfactionRow(
             course=row.course,
+            course_type=row.course_type,
             item=row.item,
             answers=int(row.answers),
             mean=row.mean,

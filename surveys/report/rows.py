@@ -72,6 +72,9 @@ class SatisfactionRow:
     satisfied: int  # 4 or 5 on a 1-5 scale
     satisfied_share: float | None
     suppressed: bool = False  # from too few people for the anonymous edition: no figures
+    # The course's type (face to face, e-learning, ...): its end-of-course survey may be that
+    # type's variant, so its items are compared with courses of the same type. None: all courses.
+    course_type: str | None = None
 
 
 @dataclass(frozen=True)
