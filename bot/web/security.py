@@ -50,7 +50,9 @@ def form_token(secret: bytes, scope: str) -> str:
 
 
 def form_token_valid(secret: bytes, scope: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(form_token(secret, scope).encode(), (given or "").encode())
+    return bool(given) and hmac.compare_digest(
+        form_token(secret, scope).encode(), (given or "").encode()
+    )
 
 
 def same_origin(request: Request, settings: Settings) -> bool:
