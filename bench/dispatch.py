@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/dispatch.py [--messages 20000] [--connections 4] [--rounds 3]
         [--sink fast-sink|sink] [--postgres URL] [--memory 100000] [--skip-sqlite]
-        [--relay-ms MS]
+        [--relay-ms MS] [--processes 2]
 
 Every process stands alone, because the machine may have only two cores and a sink or a sender
 sharing a process (and its GIL) with what is measured would distort it:
@@ -16,12 +16,17 @@ sharing a process (and its GIL) with what is measured would distort it:
 
 Each worker is started, connects to its database, says it is ready and waits for "go", so the
 timings leave out interpreter start-up; rates are messages over the time from "go" to the last
-worker's end. Rounds alternate bare loop and dispatcher and the best of each is kept, as other
-work on the machine only ever slows a round down.
+worker's end. Rounds alternate bare loop and dispatcher (and, with ``--postgres``, one and
+``--processes`` dispatchers); each line gives the median over the rounds, and each ratio is the
+median of the ratios of the rounds (each taken within seconds of the other), with the load
+average at the end of every round. CPU is each worker's own (``getrusage`` of the process, from
+"go" to its end); peak memory is the worker's own high-water mark (``VmHWM`` in
+``/proc/<pid>/status``), not ``ru_maxrss``, which a child inherits from its parent.
 
-With ``--postgres``, one dispatcher process and then two share a PostgreSQL outbox of the same
-size. ``--memory N`` queues N messages in SQLite and reports the dispatcher's peak RSS while it
-sends them all.
+With ``--postgres``, one dispatcher process and then ``--processes`` share a PostgreSQL outbox of
+the same size; after each run every row must be sent, claimed once (``attempts`` is 1) and
+counted once by the workers. ``--memory N`` queues N messages in SQLite and reports the
+dispatcher's peak memory while it sends them all.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,6 +176,14 @@ def _ready_then_wait() -> float:
     return _cpu()
 
 
+def _peak_memory_mb() -> float:
+    """This process's own peak resident memory (``VmHWM``), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _finish(sent: int, started: float, cpu_at_start: float) -> None:
     print(
         json.dumps(
@@ -178,7 +192,7 @@ def _finish(sent: int, started: float, cpu_at_start: float) -> None:
                 "started": started,
                 "ended": time.time(),
                 "cpu": _cpu() - cpu_at_start,
-                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_mb": _peak_memory_mb(),
             }
         ),
         flush=True,
@@ -254,7 +268,8 @@ class Result:
     sent: int
     seconds: float
     cpu: float  # the workers' own CPU seconds, all together
-    max_rss_mb: float
+    peak_mb: float  # the largest worker's own peak resident memory
+    load: float = 0.0  # the one-minute load average at the end of the round
 
     @property
     def rate(self) -> float:
@@ -299,7 +314,8 @@ def run_workers(commands: list[list[str]]) -> Result:
         sum(r["sent"] for r in reports),
         ended - started,
         sum(r["cpu"] for r in reports),
-        max(r["max_rss_mb"] for r in reports),
+        max(r["peak_mb"] for r in reports),
+        os.getloadavg()[0],
     )
 
 
@@ -309,21 +325,79 @@ def start_sink(kind: str, delay_ms: float = 0.0) -> tuple[subprocess.Popen[str],
     return start(kind, delay_ms=delay_ms)
 
 
+def bare_round(
+    database_url: str, port: int, messages: int, connections: int, workdir: Path
+) -> Result:
+    message_file = workdir / "message.eml"
+    if not message_file.exists():
+        message_file.write_bytes(sample_message(database_url, port))
+    return run_workers([["bare", str(port), str(messages), str(connections), str(message_file)]])
+
+
+def dispatch_round(
+    database_url: str, port: int, messages: int, connections: int, processes: int = 1
+) -> Result:
+    """``processes`` dispatchers over a fresh outbox of ``messages``; checks that every row was
+    sent once."""
+    fill(database_url, messages)
+    command = ["dispatch", database_url, str(port), str(connections)]
+    result = run_workers([command] * processes)
+    if result.sent != messages:
+        raise RuntimeError(f"{processes} dispatchers sent {result.sent} of {messages}")
+    once = sent_once(database_url)
+    if once != messages:
+        raise RuntimeError(f"only {once} of {messages} rows were sent and claimed exactly once")
+    return result
+
+
+def sent_once(database_url: str) -> int:
+    """Rows sent and claimed exactly once: a row two workers took would have two attempts."""
+    from sqlalchemy import text
+
+    from surveys import db
+
+    engine = db.make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT count(*) FROM outbox WHERE state = 'sent' AND attempts = 1")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def compare(
     database_url: str, port: int, messages: int, connections: int, rounds: int, workdir: Path
-) -> tuple[Result, Result]:
-    message_file = workdir / "message.eml"
-    message_file.write_bytes(sample_message(database_url, port))
+) -> tuple[list[Result], list[Result]]:
     bare: list[Result] = []
     dispatched: list[Result] = []
     for _ in range(rounds):
-        bare.append(
-            run_workers([["bare", str(port), str(messages), str(connections), str(message_file)]])
+        bare.append(bare_round(database_url, port, messages, connections, workdir))
+        dispatched.append(dispatch_round(database_url, port, messages, connections))
+        print(
+            f"  round: bare {bare[-1].rate:.0f}/s, dispatcher {dispatched[-1].rate:.0f}/s, "
+            f"load {dispatched[-1].load:.1f}",
+            flush=True,
         )
-        fill(database_url, messages)
-        dispatched.append(run_workers([["dispatch", database_url, str(port), str(connections)]]))
-        assert dispatched[-1].sent == messages, dispatched[-1]
-    return max(bare, key=lambda r: r.rate), max(dispatched, key=lambda r: r.rate)
+    return bare, dispatched
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratio(these: list[Result], those: list[Result]) -> float:
+    """The median of the rounds' ratios of rate."""
+    return median([a.rate / b.rate for a, b in zip(these, those, strict=True)])
+
+
+def cpu_ratio(these: list[Result], those: list[Result]) -> float:
+    """The median of the rounds' ratios of CPU per message."""
+    return median(
+        [a.cpu_per_message_us / b.cpu_per_message_us for a, b in zip(these, those, strict=True)]
+    )
 
 
 def main() -> None:
@@ -335,6 +409,9 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL (a scratch database is made)")
     parser.add_argument("--memory", type=int, default=0, help="queue this many for the RSS test")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="with --postgres: dispatchers beside one"
+    )
     parser.add_argument(
         "--relay-ms",
         type=float,
@@ -351,7 +428,7 @@ def main() -> None:
             f"{args.messages} messages of {len(sample_message(f'sqlite:///{workdir}/m.db', port))} "
             f"bytes, {args.connections} SMTP connections, sink: {args.sink}"
             f"{f' accepting in {args.relay_ms:g} ms' if args.relay_ms else ''}, "
-            f"best of {args.rounds}"
+            f"median of {args.rounds} interleaved rounds"
         )
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'outbox.db'}"
@@ -360,7 +437,7 @@ def main() -> None:
             )
             report("bare aiosmtplib loop", bare)
             report("dispatcher (SQLite, 1 proc)", dispatched)
-            print(f"{'ratio':<32} {dispatched.rate / bare.rate:8.0%}")
+            print(f"{'ratio':<32} {ratio(dispatched, bare):8.0%}")
         if args.postgres:
             postgres(args, port, workdir)
         if args.memory:
@@ -369,7 +446,7 @@ def main() -> None:
             result = run_workers([["dispatch", url, str(port), str(args.connections)]])
             print(
                 f"{args.memory} queued (SQLite): sent {result.sent} at {result.rate:.0f}/s, "
-                f"peak RSS {result.max_rss_mb:.0f} MB"
+                f"the dispatcher's own peak memory (VmHWM) {result.peak_mb:.0f} MiB"
             )
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
@@ -378,10 +455,13 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(label: str, result: Result) -> None:
+def report(label: str, results: list[Result]) -> None:
+    loads = [r.load for r in results]
     print(
-        f"{label:<32} {result.rate:8.0f} messages/s"
-        f"   (CPU {result.cpu_per_message_us:5.0f} us a message)"
+        f"{label:<32} {median([r.rate for r in results]):8.0f} messages/s"
+        f"   (CPU {median([r.cpu_per_message_us for r in results]):5.0f} us a message,"
+        f" peak {max(r.peak_mb for r in results):.0f} MiB a worker,"
+        f" load {min(loads):.1f}-{max(loads):.1f})"
     )
 
 
@@ -396,20 +476,26 @@ def postgres(args: argparse.Namespace, port: int, workdir: Path) -> None:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = args.postgres.rsplit("/", 1)[0] + "/" + name
     try:
-        bare, one = compare(url, port, args.messages, args.connections, args.rounds, workdir)
-        twos = []
+        n = args.processes
+        bare: list[Result] = []
+        one: list[Result] = []
+        many: list[Result] = []
         for _ in range(args.rounds):
-            fill(url, args.messages)
-            command = ["dispatch", url, str(port), str(args.connections)]
-            twos.append(run_workers([command, command]))
-            assert twos[-1].sent == args.messages, twos[-1]
-            print(f"  a round of two processes: {twos[-1].rate:.0f} messages/s", flush=True)
-        two = max(twos, key=lambda r: r.rate)
+            bare.append(bare_round(url, port, args.messages, args.connections, workdir))
+            one.append(dispatch_round(url, port, args.messages, args.connections))
+            many.append(dispatch_round(url, port, args.messages, args.connections, n))
+            print(
+                f"  round: bare {bare[-1].rate:.0f}/s, one {one[-1].rate:.0f}/s, "
+                f"{n} {many[-1].rate:.0f}/s, load {many[-1].load:.1f}",
+                flush=True,
+            )
         report("bare aiosmtplib loop", bare)
         report("dispatcher (PostgreSQL, 1 proc)", one)
-        report("dispatcher (PostgreSQL, 2 proc)", two)
-        print(f"{'ratio, 1 proc / bare':<32} {one.rate / bare.rate:8.0%}")
-        print(f"{'two processes / one':<32} {two.rate / one.rate:8.2f}x")
+        report(f"dispatcher (PostgreSQL, {n} proc)", many)
+        print(f"{'ratio, 1 proc / bare':<32} {ratio(one, bare):8.0%}")
+        print(f"{f'{n} processes / one':<32} {ratio(many, one):8.2f}x")
+        print(f"{f'CPU a message, {n} / one':<32} {cpu_ratio(many, one):8.2f}x")
+        print(f"{'rows taken twice':<32} {0:8d} (every row sent, claimed once, in every round)")
     finally:
         with admin.connect() as connection:
             connection.execute(

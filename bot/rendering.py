@@ -127,9 +127,11 @@ def render_email(
 ) -> Outgoing:
     """The subject, text and HTML of one email, with its headers and stable Message-ID."""
     context = template_context(settings, message, recipient_name=recipient_name, now=now)
-    subject = " ".join(_render(f"email/{message.template}-subject.txt", context).split())
-    text = _render(f"email/{message.template}-body.txt", context)
-    html = _render(f"email/{message.template}-body.html", context)
+    # One context for the three templates: the globals and the row's values are merged once.
+    shared = _shared(context)
+    subject = " ".join(_render(f"email/{message.template}-subject.txt", shared).split())
+    text = _render(f"email/{message.template}-body.txt", shared)
+    html = _render(f"email/{message.template}-body.html", shared)
     outbox_id = message.id or 0
     headers = {
         "To": formataddr((recipient_name, recipient), charset="utf-8"),
@@ -263,9 +265,29 @@ def render(
     return renderer(settings, message, recipient=recipient, recipient_name=recipient_name, now=now)
 
 
+class _Shared(dict[str, Any]):
+    """A template context already merged with the environment's globals (``_shared``), which
+    every template of one message renders from without copying it again."""
+
+
+def _shared(context: Mapping[str, Any]) -> _Shared:
+    shared = _Shared(environment().globals)
+    shared.update(context)
+    return shared
+
+
 def _render(name: str, context: Mapping[str, Any]) -> str:
+    env = environment()
     try:
-        return _template(environment(), name).render(context)
+        template = _template(env, name)
+        if not isinstance(context, _Shared):
+            return template.render(context)
+        # What ``Template.render`` does, without merging the globals into a copy of the context
+        # for each template (the templates only read it; ``{% set %}`` writes to its own scope).
+        try:
+            return env.concat(template.root_render_func(template.new_context(context, shared=True)))
+        except Exception:
+            env.handle_exception()
     except TemplateNotFound as exc:
         raise RenderError(f"template {name} does not exist in {TEMPLATES}") from exc
     except TemplateError as exc:

@@ -149,3 +149,33 @@ def test_a_logo_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings(logo=notes)
     assert f"EVALBOT_LOGO: {notes} is not a PNG or SVG image" in str(refused.value)
+
+
+def test_a_value_one_template_sets_does_not_reach_the_next(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subject, text and HTML of an email render from one shared context: a template's own
+    # {% set %} stays in that template.
+    own = tmp_path / "own" / "email"
+    own.mkdir(parents=True)
+    (own / "admin-test-subject.txt").write_text(
+        '{% set partnership = "Somewhere Else" %}{{ partnership }}: a test\n'
+    )
+    (own / "admin-test-body.txt").write_text(
+        '{% set recipient_name = "Nobody" %}From {{ partnership }} to {{ recipient_name }}.\n'
+    )
+    (own / "admin-test-body.html").write_text(
+        "<p>From {{ partnership }} to {{ recipient_name }}.</p>\n"
+    )
+    monkeypatch.setenv("EVALBOT_TEMPLATES_DIR", str(tmp_path / "own"))
+    result = cli.invoke(app, ["outbox", "test-email", "coordinator@riverside.example"])
+    assert result.exit_code == 0, result.output
+    message = sent_mail(tmp_path)
+    assert message["Subject"] == "Somewhere Else: a test"
+    text_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    assert text_part is not None and html_part is not None
+    assert "From Riverside Safeguarding Partnership to Nobody." in text_part.get_content()
+    html = html_part.get_content()
+    assert "From Riverside Safeguarding Partnership to " in html
+    assert "Nobody" not in html
