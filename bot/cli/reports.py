@@ -6,6 +6,7 @@ import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from markupsafe import Markup
@@ -16,15 +17,60 @@ from surveys import csv_safe
 from surveys.models import Stage
 from surveys.report import (
     EXPORT_COLUMNS,
+    Quarter,
     QuarterError,
+    Year,
     export_answers,
     parse_quarter,
     parse_year,
 )
 from surveys.text import plural
 
+if TYPE_CHECKING:
+    from bot.report.files import ReportFiles  # loaded only with the report itself
+
 report_app = typer.Typer(help="Reports for the partnership.", no_args_is_help=True)
 export_app = typer.Typer(help="Data for a partnership's own analysis.", no_args_is_help=True)
+
+
+OUT: Any = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to.")
+NOTES: Any = typer.Option(
+    None,
+    "--notes",
+    help="A Markdown file of the training coordinator's notes (audit updates, training "
+    "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
+)
+PDF: Any = typer.Option(
+    False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
+)
+NOW: Any = typer.Option(None, "--now", help="The date the figures stand at (ISO); default: now.")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+
+
+def _written(
+    kind: str,
+    period: Quarter | Year,
+    files: ReportFiles,
+    *,
+    anonymous: bool,
+    pdf: bool,
+    started: float,
+) -> None:
+    """Write the PDF if asked, then say what was written and how long it took."""
+    from bot.report.pdf import write_pdf
+
+    pdf_path = write_pdf(files.html) if pdf else None
+    took = time.perf_counter() - started
+    edition = " (anonymous)" if anonymous else ""
+    typer.echo(f"{kind} report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
+    typer.echo(f"  {files.html}")
+    if pdf_path is not None:
+        typer.echo(f"  {pdf_path}")
+    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
 
 
 @report_app.command("quarterly")
@@ -34,7 +80,7 @@ def quarterly(
         help="The quarter, like 2026Q1: calendar quarters, or financial ones (Q1 = April to "
         "June) when EVALBOT_QUARTERS=financial.",
     ),
-    out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
+    out: Path = OUT,
     anonymous: bool = typer.Option(
         False,
         "--anonymous",
@@ -42,22 +88,12 @@ def quarterly(
         "that rest on fewer than EVALBOT_REPORT_MIN_GROUP people (default 5) and the agencies "
         "with fewer bookings, so nobody's own answers or attendance can be read off.",
     ),
-    notes: Path | None = typer.Option(
-        None,
-        "--notes",
-        help="A Markdown file of the training coordinator's notes (audit updates, training "
-        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
-    ),
-    pdf: bool = typer.Option(
-        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
-    ),
-    now: str | None = typer.Option(
-        None, "--now", help="The date the figures stand at (ISO); default: now."
-    ),
+    notes: Path | None = NOTES,
+    pdf: bool = PDF,
+    now: str | None = NOW,
 ) -> None:
     """Write the quarterly report: report.html (prints on A4) and a CSV for every table."""
     from bot.report import write_report
-    from bot.report.pdf import write_pdf
 
     context = load_context()
     settings = context.settings
@@ -65,8 +101,7 @@ def quarterly(
         period = parse_quarter(quarter, settings.quarters)
     except QuarterError as exc:
         fail(f"QUARTER: {exc}")
-    if out.exists() and not out.is_dir():
-        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+    _check_out(out)
     moment = parse_now(now, settings)
     notes_html = _notes(notes)
     started = time.perf_counter()
@@ -85,14 +120,7 @@ def quarterly(
             targets=settings.report.targets,
             notes=notes_html,
         )
-    pdf_path = write_pdf(files.html) if pdf else None
-    took = time.perf_counter() - started
-    edition = " (anonymous)" if anonymous else ""
-    typer.echo(f"Quarterly report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
-    typer.echo(f"  {files.html}")
-    if pdf_path is not None:
-        typer.echo(f"  {pdf_path}")
-    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+    _written("Quarterly", period, files, anonymous=anonymous, pdf=pdf, started=started)
 
 
 @report_app.command("annual")
@@ -102,29 +130,19 @@ def annual(
         help="The year, like 2026: a calendar year, or the financial year that starts in April "
         "of it when EVALBOT_QUARTERS=financial (also written 2026/27).",
     ),
-    out: Path = typer.Option(..., "--out", help="The folder to write report.html and the CSVs to."),
+    out: Path = OUT,
     anonymous: bool = typer.Option(
         False,
         "--anonymous",
         help="Leave out the survey figures that rest on fewer than EVALBOT_REPORT_MIN_GROUP "
         "people (default 5).",
     ),
-    notes: Path | None = typer.Option(
-        None,
-        "--notes",
-        help="A Markdown file of the training coordinator's notes (audit updates, training "
-        "requests, actions for next quarter) to place in the report; HTML in it is shown as text.",
-    ),
-    pdf: bool = typer.Option(
-        False, "--pdf", help="Also write report.pdf beside report.html (A4, with page numbers)."
-    ),
-    now: str | None = typer.Option(
-        None, "--now", help="The date the figures stand at (ISO); default: now."
-    ),
+    notes: Path | None = NOTES,
+    pdf: bool = PDF,
+    now: str | None = NOW,
 ) -> None:
     """Write the annual report: each quarter of the year beside the others, and the year."""
     from bot.report.annual import write_annual
-    from bot.report.pdf import write_pdf
 
     context = load_context()
     settings = context.settings
@@ -132,8 +150,7 @@ def annual(
         period = parse_year(year, settings.quarters)
     except QuarterError as exc:
         fail(f"YEAR: {exc}")
-    if out.exists() and not out.is_dir():
-        fail(f"--out: {out} is a file; give a folder for report.html and the CSVs")
+    _check_out(out)
     moment = parse_now(now, settings)
     notes_html = _notes(notes)
     started = time.perf_counter()
@@ -150,14 +167,7 @@ def annual(
             targets=settings.report.targets,
             notes=notes_html,
         )
-    pdf_path = write_pdf(files.html) if pdf else None
-    took = time.perf_counter() - started
-    edition = " (anonymous)" if anonymous else ""
-    typer.echo(f"Annual report for {period.label}, {period.months}{edition}, in {took:.1f} s:")
-    typer.echo(f"  {files.html}")
-    if pdf_path is not None:
-        typer.echo(f"  {pdf_path}")
-    typer.echo(f"  {len(files.csvs)} CSV files: {', '.join(p.name for p in files.csvs)}")
+    _written("Annual", period, files, anonymous=anonymous, pdf=pdf, started=started)
 
 
 def _notes(path: Path | None) -> Markup | None:
