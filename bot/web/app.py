@@ -11,10 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.branding import logo_type
 from bot.settings import Settings
-from bot.templating import LOGO_PATH, environment
+from bot.templating import LOGO_PATH
 from bot.web import admin, bookings, offers, register, telegram_hook, texts, unsubscribe
 from bot.web import surveys as survey_form
-from bot.web.security import PRIVATE_HEADERS
+from bot.web.pages import page
 from surveys.db import make_engine
 
 _ERRORS = {
@@ -24,14 +24,7 @@ _ERRORS = {
 
 
 def _web_page(settings: Settings, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    html = (
-        environment()
-        .get_template(f"web/{name}.html")
-        .render(
-            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
-        )
-    )
-    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
+    return page(settings, f"web/{name}.html", context, status)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:

@@ -23,10 +23,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from bot.settings import Settings
-from bot.templating import environment, local_time
+from bot.templating import local_time
 from bot.web.deps import NowDep, SessionDep, SettingsDep, get_policy
+from bot.web.pages import page
 from bot.web.security import (
-    PRIVATE_HEADERS,
     bad_token_limiter,
     client_address,
     form_token,
@@ -68,12 +68,7 @@ LABELS = {
 def _page(
     settings: Settings, name: str, context: dict[str, Any], status: int = 200
 ) -> HTMLResponse:
-    html = (
-        environment()
-        .get_template(f"web/{name}.html")
-        .render(partnership=settings.partnership_name, admin_email=settings.admin_email, **context)
-    )
-    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
+    return page(settings, f"web/{name}.html", context, status)
 
 
 def _actor(session: Session, course_session: CourseSession) -> str:

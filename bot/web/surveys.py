@@ -27,8 +27,9 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.links import url_for
 from bot.settings import Settings
-from bot.templating import environment, local_time
+from bot.templating import local_time
 from bot.web.deps import get_engine, get_now, get_settings
+from bot.web.pages import page
 from bot.web.security import (
     PRIVATE_HEADERS,
     bad_token_limiter,
@@ -63,14 +64,7 @@ def _page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    html = (
-        environment()
-        .get_template(f"web/{name}.html")
-        .render(
-            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
-        )
-    )
-    return HTMLResponse(html, status_code=status, headers={**PRIVATE_HEADERS, **(headers or {})})
+    return page(settings, f"web/{name}.html", context, status, headers)
 
 
 def _unknown(settings: Settings) -> HTMLResponse:

@@ -23,8 +23,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.settings import Settings
-from bot.templating import environment
 from bot.web.deps import get_engine, get_now, get_settings
+from bot.web.pages import page
 from bot.web.security import PRIVATE_HEADERS, form_token, form_token_valid, same_origin
 from bot.web.surveys import _invitation
 from surveys.audit import record
@@ -39,8 +39,6 @@ def _page(
     settings: Settings, token: str, person: Person, *, saved: bool = False, status: int = 200
 ) -> HTMLResponse:
     context: dict[str, Any] = {
-        "partnership": settings.partnership_name,
-        "admin_email": settings.admin_email,
         "page_title": "Text messages",
         "token": token,
         "has_mobile": bool(person.mobile),
@@ -49,8 +47,7 @@ def _page(
         "saved": saved,
         "csrf": form_token(settings.secret, f"texts:{person.id}"),
     }
-    html = environment().get_template("web/survey_texts.html").render(**context)
-    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
+    return page(settings, "web/survey_texts.html", context, status)
 
 
 def _person(

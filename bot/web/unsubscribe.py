@@ -21,10 +21,9 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from bot.settings import Settings
-from bot.templating import environment
 from bot.web.deps import NowDep, SessionDep, SettingsDep
+from bot.web.pages import page
 from bot.web.security import (
-    PRIVATE_HEADERS,
     bad_token_limiter,
     client_address,
     form_token,
@@ -38,14 +37,7 @@ router = APIRouter()
 
 
 def _page(settings: Settings, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    html = (
-        environment()
-        .get_template("web/unsubscribe.html")
-        .render(
-            partnership=settings.partnership_name, admin_email=settings.contact_email, **context
-        )
-    )
-    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS)
+    return page(settings, "web/unsubscribe.html", context, status)
 
 
 def _person(request: Request, session: Session, token: str, now: NowDep) -> Person | None:
