@@ -98,3 +98,36 @@ def test_the_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 2
     assert "EVALBOT_FORWARDED_ALLOW_IPS" in result.output and "10.0.0.0/33" in result.output
+
+
+GUESSED_PAGES = [
+    ("GET", "/s/{}"),
+    ("GET", "/s/{}/texts"),
+    ("GET", "/cancel/{}"),
+    ("GET", "/nominate/{}"),
+    ("GET", "/offer/{}"),
+    ("GET", "/register/{}"),
+    ("GET", "/unsubscribe/{}"),
+    ("POST", "/unsubscribe/{}"),
+    ("POST", "/unsubscribe/{}/undo"),
+]
+
+
+def test_every_personal_link_page_slows_guessing(tmp_path: Path) -> None:
+    """Whichever kind of personal link is guessed, past the budget the answer is 429 with
+    Retry-After rather than another "this link does not work". Each kind is guessed from its own
+    client address, named by a trusted proxy, so each starts with a whole budget."""
+    prepare(tmp_path)
+    flags = ("--forwarded-allow-ips", "127.0.0.1")
+    with live("web", tmp_path, *flags) as service, httpx.Client(base_url=service.base_url) as proxy:
+        for n, (method, path) in enumerate(GUESSED_PAGES):
+            client = {"X-Forwarded-For": f"203.0.113.{n + 1}"}
+            answers = [
+                proxy.request(method, path.format(secrets.token_urlsafe(24)), headers=client)
+                for _ in range(BAD_TOKENS_PER_MINUTE + 1)
+            ]
+            statuses = [answer.status_code for answer in answers]
+            assert statuses[:BAD_TOKENS_PER_MINUTE] == [404] * BAD_TOKENS_PER_MINUTE, path
+            assert statuses[-1] == 429, f"{method} {path}: guessing is not slowed"
+            assert int(answers[-1].headers["retry-after"]) <= 60
+            assert "Too many attempts" in answers[-1].text

@@ -24,7 +24,7 @@ from bot.links import url_for
 from bot.settings import Settings
 from bot.templating import local_time
 from bot.web.deps import NowDep, SessionDep, SettingsDep
-from bot.web.pages import page
+from bot.web.pages import busy_page, page
 from bot.web.security import (
     bad_token_limiter,
     client_address,
@@ -125,9 +125,7 @@ def _booking(
     if booking is None:
         wait = bad_token_limiter(request).unknown(client_address(request), now)
         if wait:
-            response = _page(settings, "survey_busy", {}, status=429)
-            response.headers["Retry-After"] = str(wait)
-            return response
+            return busy_page(settings, wait)
         return _page(settings, "booking_unknown", {"page_title": "This link does not work"}, 404)
     return booking
 

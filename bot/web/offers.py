@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.templating import local_time
 from bot.web.bookings import _message, _page, _when
 from bot.web.deps import NowDep, SessionDep, SettingsDep
+from bot.web.pages import busy_page
 from bot.web.security import (
     bad_token_limiter,
     client_address,
@@ -54,9 +55,7 @@ def _lookup(
     address = client_address(request)
     wait = limiter.retry_after(address, now)
     if wait:
-        response = _page(settings, "survey_busy", {}, status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return busy_page(settings, wait)
     found = find_offer(session, token)
     if found is None:
         limiter.record(address, now)

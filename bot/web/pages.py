@@ -28,3 +28,9 @@ def page(
         )
     )
     return HTMLResponse(html, status_code=status, headers={**PRIVATE_HEADERS, **(headers or {})})
+
+
+def busy_page(settings: Settings, wait: int) -> HTMLResponse:
+    """ "Please wait": the answer, for ``wait`` seconds, to a client that has tried too many
+    links that do not work (see ``bot.web.security.BadTokenLimiter``)."""
+    return page(settings, "web/survey_busy.html", {}, 429, {"Retry-After": str(wait)})

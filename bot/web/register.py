@@ -25,7 +25,7 @@ from sqlmodel import Session
 from bot.settings import Settings
 from bot.templating import local_time
 from bot.web.deps import NowDep, SessionDep, SettingsDep, get_policy
-from bot.web.pages import page
+from bot.web.pages import busy_page, page
 from bot.web.security import (
     bad_token_limiter,
     client_address,
@@ -89,9 +89,7 @@ def _lookup(
     address = client_address(request)
     wait = limiter.retry_after(address, now)
     if wait:
-        response = _page(settings, "survey_busy", {}, status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return busy_page(settings, wait)
     course_session = session_for_register_token(session, settings.secret, token, now)
     if course_session is None:
         limiter.record(address, now)

@@ -29,7 +29,7 @@ from bot.links import url_for
 from bot.settings import Settings
 from bot.templating import local_time
 from bot.web.deps import get_engine, get_now, get_settings
-from bot.web.pages import page
+from bot.web.pages import busy_page, page
 from bot.web.security import (
     PRIVATE_HEADERS,
     bad_token_limiter,
@@ -72,10 +72,6 @@ def _unknown(settings: Settings) -> HTMLResponse:
     return _page(settings, "survey_unknown", {}, status=404)
 
 
-def _busy(settings: Settings, wait: int) -> HTMLResponse:
-    return _page(settings, "survey_busy", {}, status=429, headers={"Retry-After": str(wait)})
-
-
 def _invitation(
     request: Request, session: Session, settings: Settings, token: str, now: datetime
 ) -> SurveyInvitation | HTMLResponse:
@@ -83,7 +79,7 @@ def _invitation(
     found = _invitation_for_token(session, token, now)
     if found is None:
         wait = bad_token_limiter(request).unknown(client_address(request), now)
-        return _busy(settings, wait) if wait else _unknown(settings)
+        return busy_page(settings, wait) if wait else _unknown(settings)
     invitation, expired = found
     if expired:
         # A real link whose survey has closed: say so, and when, rather than "does not work".

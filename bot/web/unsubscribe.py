@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from bot.settings import Settings
 from bot.web.deps import NowDep, SessionDep, SettingsDep
-from bot.web.pages import page
+from bot.web.pages import busy_page, page
 from bot.web.security import (
     bad_token_limiter,
     client_address,
@@ -40,17 +40,18 @@ def _page(settings: Settings, context: dict[str, Any], status: int = 200) -> HTM
     return page(settings, "web/unsubscribe.html", context, status)
 
 
-def _person(request: Request, session: Session, token: str, now: NowDep) -> Person | None:
+def _person(
+    request: Request, session: Session, settings: Settings, token: str, now: NowDep
+) -> Person | HTMLResponse:
+    """The link's person, or the page to show instead (link not working, or slow down)."""
     link = resolve(session, LinkPurpose.UNSUBSCRIBE, token, now)
     person = session.get(Person, link.person_id) if link and link.person_id else None
     if person is None or person.erased_at is not None:
-        bad_token_limiter(request).unknown(client_address(request), now)
-        return None
+        wait = bad_token_limiter(request).unknown(client_address(request), now)
+        if wait:
+            return busy_page(settings, wait)
+        return _page(settings, {"state": "unknown", "page_title": "This link does not work"}, 404)
     return person
-
-
-def _unknown(settings: Settings) -> HTMLResponse:
-    return _page(settings, {"state": "unknown", "page_title": "This link does not work"}, 404)
 
 
 def _context(settings: Settings, person: Person, token: str, state: str) -> dict[str, Any]:
@@ -90,9 +91,9 @@ def unsubscribe_page(
     token: str, request: Request, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> HTMLResponse:
     """Whose link this is, and a button; nothing changes until the button is pressed."""
-    person = _person(request, session, token, now)
-    if person is None:
-        return _unknown(settings)
+    person = _person(request, session, settings, token, now)
+    if isinstance(person, HTMLResponse):
+        return person
     state = "already" if person.email_opt_out and person.telegram_opt_out else "confirm"
     return _page(settings, _context(settings, person, token, state))
 
@@ -102,9 +103,9 @@ def unsubscribe(
     token: str, request: Request, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): no cookie, no form token; answers 200, never a redirect."""
-    person = _person(request, session, token, now)
-    if person is None:
-        return _unknown(settings)
+    person = _person(request, session, settings, token, now)
+    if isinstance(person, HTMLResponse):
+        return person
     if not (person.email_opt_out and person.telegram_opt_out):
         _set(session, person, opted_out=True, now=now, how="one-click link")
     return _page(settings, _context(settings, person, token, "done"))
@@ -120,9 +121,9 @@ def resubscribe(
     form_token_field: Annotated[str | None, Form(alias="form_token")] = None,
 ) -> HTMLResponse:
     """Reminders and campaign messages again, from the confirmation page's button."""
-    person = _person(request, session, token, now)
-    if person is None:
-        return _unknown(settings)
+    person = _person(request, session, settings, token, now)
+    if isinstance(person, HTMLResponse):
+        return person
     if not form_token_valid(settings.secret, f"unsubscribe:{person.id}", form_token_field):
         context = _context(settings, person, token, "already")
         context["error"] = "That form had expired. Please press the button again."
