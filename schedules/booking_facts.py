@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from schedules.planning import charge_pence, session_context, withdraw_invitations
+from schedules.planning import booking_context, charge_pence, withdraw_invitations
 from schedules.policy import Policy
 from surveys import outbox, tokens
 from surveys.models import Booking, Course, CourseSession, LinkPurpose, Person
@@ -28,11 +28,7 @@ class BookingFacts:
 
     def context(self) -> dict[str, Any]:
         """The JSON context every booking notice starts from (dates as ISO text)."""
-        return {
-            **session_context(self.course_session, self.course),
-            "booking_ref": self.booking.ref,
-            "delegate_name": self.delegate.name,
-        }
+        return booking_context(self.course_session, self.course, self.booking, self.delegate)
 
 
 def facts(session: Session, booking: Booking) -> BookingFacts:

@@ -1,5 +1,5 @@
-"""What messages say: a session's context, a survey message's context and the first question it
-previews."""
+"""What messages say: a session's context, a booking notice's, a survey message's context and
+the first question it previews."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from schedules.message_facts import (
+    BookingFacts,
     CourseFacts,
     InvitationFacts,
     MarkedBookingFacts,
@@ -48,6 +49,18 @@ def session_context(course_session: SessionFacts, course: CourseFacts) -> dict[s
         "joining_link": course_session.joining_link,
         # The calendar invitation's SEQUENCE counts from it (``bot.calendar_invite``).
         "schedule_version": course_session.schedule_version,
+    }
+
+
+def booking_context(
+    course_session: SessionFacts, course: CourseFacts, booking: BookingFacts, delegate: PersonFacts
+) -> dict[str, Any]:
+    """What every notice about a booking starts from: its session, its reference and its
+    delegate's name (JSON only, dates as ISO text)."""
+    return {
+        **session_context(course_session, course),
+        "booking_ref": booking.ref,
+        "delegate_name": delegate.name,
     }
 
 

@@ -35,7 +35,9 @@ This module is where callers import planning from; its parts live in modules of 
 of the rows), ``survey_timing``, ``message_context``, ``message_links``, ``outbox_rows``
 (queueing one message), ``withdrawal``, ``plan_changes`` (replanning a booking, cancelling a
 session), ``survey_messages`` (survey messages queued by the tick), ``planner_rows``,
-``planner`` (``Planner`` and ``plan``) and ``bulk_insert``, all under ``schedules``.
+``planner`` (``Planner`` and ``plan``) with its parts ``planner_batch``, ``planner_context``,
+``planner_invitations``, ``planner_replans`` and ``planner_notices``, and ``bulk_insert``, all
+under ``schedules``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from schedules.bulk_insert import _converter as _converter
 from schedules.bulk_insert import _sqlite_time as _sqlite_time
 from schedules.bulk_insert import _utc as _utc
 from schedules.message_context import FirstQuestions as FirstQuestions
+from schedules.message_context import booking_context as booking_context
 from schedules.message_context import charge_pence as charge_pence
 from schedules.message_context import day_length as day_length
 from schedules.message_context import session_context as session_context
@@ -86,8 +89,8 @@ from schedules.plan_constants import SESSION_CANCELLED_NOTICE as SESSION_CANCELL
 from schedules.plan_constants import SESSION_TABLE as SESSION_TABLE
 from schedules.plan_constants import UNSENT as UNSENT
 from schedules.planner import Planner as Planner
-from schedules.planner import _went_out as _went_out
 from schedules.planner import plan as plan
+from schedules.planner_invitations import _went_out as _went_out
 from schedules.planner_rows import PlanReport as PlanReport
 from schedules.planner_rows import _Booking as _Booking
 from schedules.planner_rows import _Course as _Course

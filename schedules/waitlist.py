@@ -32,7 +32,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from schedules.calendar import next_send_time, working_days_before
-from schedules.planning import OUTBOX_TABLE, chunks, outbox_row, session_context
+from schedules.conditional_update import changed_one
+from schedules.planning import OUTBOX_TABLE, booking_context, chunks, outbox_row
 from schedules.planning import _bulk_insert as bulk_insert
 from schedules.policy import Policy
 from surveys import audit, outbox
@@ -306,9 +307,7 @@ def tell_positions(
                 for number, booking_id in enumerate(waiting_ids(session, session_id), start=1)
             }
         delegate = people[booking.delegate_id]
-        context = session_context(course_session, course) | {
-            "booking_ref": booking.ref,
-            "delegate_name": delegate.name,
+        context = booking_context(course_session, course, booking, delegate) | {
             "position": positions[session_id][booking.id or 0],
         }
         rows.append(
@@ -344,7 +343,8 @@ def tell_cancelled_sessions(session: Session, *, now: datetime) -> int:
     ).all()
     told = 0
     for booking, course_session, course in rows:
-        claimed = session.execute(
+        claimed = changed_one(
+            session,
             update(Booking)
             .where(col(Booking.id) == booking.id, col(Booking.status) == BookingStatus.WAITING)
             .values(
@@ -353,19 +353,13 @@ def tell_cancelled_sessions(session: Session, *, now: datetime) -> int:
                 cancelled_at=now,
                 cancel_reason="the session was cancelled",
                 updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+            ),
         )
-        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
-            continue
-        if now >= course_session.starts_at:
+        if not claimed or now >= course_session.starts_at:
             continue
         delegate = session.get(Person, booking.delegate_id)
         assert delegate is not None
-        context = session_context(course_session, course) | {
-            "booking_ref": booking.ref,
-            "delegate_name": delegate.name,
-        }
+        context = booking_context(course_session, course, booking, delegate)
         # Not held for the sending window, as the booked delegates' notices are not.
         told += (
             outbox.enqueue(

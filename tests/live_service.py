@@ -20,7 +20,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.smtp_servers import free_port
+from tests.loopback import free_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "bookings.csv"
 SECRET = "test-secret-key-not-for-production"

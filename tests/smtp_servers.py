@@ -24,7 +24,6 @@ import contextlib
 import email
 import email.header
 import email.policy
-import socket
 import ssl
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.loopback import free_port
 
 
 @dataclass
@@ -265,12 +266,6 @@ class SmtpServer:
 
     def mend(self) -> None:
         self.behaviour.always.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Authenticator:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from bot.rendering import render_email
 from bot.settings import Settings, load_settings
 from surveys.models import Channel, MessageKind, OutboxMessage
 from tests.conftest import utc
+from tests.loopback import make_certificate, server_context
 from tests.smtp_servers import SmtpServer, running
 
 NOW = utc("2026-03-02 09:00")
@@ -266,46 +265,14 @@ async def test_a_wrong_password_names_the_settings_to_check() -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "relay.pem", folder / "relay.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-def _server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
+    return make_certificate(tmp_path_factory.mktemp("tls"), "relay")
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_starttls_and_tls_check_the_relays_certificate(
     security: str, certificate: tuple[Path, Path]
 ) -> None:
-    context = _server_context(certificate)
+    context = server_context(certificate)
     kwargs = {"tls_context": context} if security == "tls" else {"starttls_context": context}
     with running(**kwargs) as server:
         untrusted = smtp_settings(server.port, smtp_security=security)

@@ -17,7 +17,7 @@ from bot.logtext import mask_address
 from bot.runner import TICK_JOB, Runner
 from bot.settings import load_settings
 from schedules.policy import default_policy
-from tests.smtp_servers import free_port
+from tests.loopback import free_port
 from tests.timeline import at
 
 

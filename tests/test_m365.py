@@ -22,7 +22,8 @@ from bot.settings import Settings, SettingsError, load_settings
 from surveys.models import Channel, MessageKind, OutboxMessage, OutboxState, Person
 from surveys.outbox import enqueue
 from tests.conftest import World, utc
-from tests.fake_m365 import CLIENT_ID, SECRET, TENANT, FakeEntra, make_certificate
+from tests.fake_m365 import CLIENT_ID, SECRET, TENANT, FakeEntra
+from tests.loopback import make_certificate
 from tests.smtp_servers import SmtpServer, running
 from tests.test_email_channel import message
 

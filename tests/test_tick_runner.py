@@ -16,7 +16,8 @@ from bot.runner import Runner
 from bot.settings import load_settings
 from schedules.policy import default_policy
 from surveys.models import OutboxState
-from tests.smtp_servers import free_port, running
+from tests.loopback import free_port
+from tests.smtp_servers import running
 from tests.timeline import Timeline, at
 
 

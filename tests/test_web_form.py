@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import socket
 import subprocess
 import sys
 import warnings
@@ -35,6 +34,7 @@ from surveys.models import (
     SurveyInvitation,
 )
 from tests.conftest import utc
+from tests.loopback import free_port
 
 NOW = utc("2026-03-16 17:00")
 
@@ -518,12 +518,6 @@ def test_the_invitation_email_opens_the_form_with_the_answer_chosen(
     assert stored(session, invitation) == {}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(database_url: str, *flags: str, port_setting: int) -> tuple[subprocess.Popen[str], str]:
     """Start ``evalbot web``; returns it and the address uvicorn says it is running on."""
     env = {
@@ -544,7 +538,7 @@ def _serve(database_url: str, *flags: str, port_setting: int) -> tuple[subproces
 
 
 def test_evalbot_web_takes_its_host_from_the_settings_and_a_flag_wins(engine, database_url):
-    setting, flag = _free_port(), _free_port()
+    setting, flag = free_port(), free_port()
     # EVALBOT_WEB_HOST gives the host; --port wins over EVALBOT_WEB_PORT.
     server, address = _serve(database_url, "--port", str(flag), port_setting=setting)
     try:

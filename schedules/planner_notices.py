@@ -1,0 +1,137 @@
+"""The notices planning queues: a scheduled booking's ``booking-confirmation`` (joining details
+and the cancel link, "changed" when an earlier one went out), and a cancelled session's
+``session-cancelled`` to its delegates and managers, once its messages and invitations are
+withdrawn."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from schedules.calendar import cancellation_cutoff, next_send_time
+from schedules.message_context import booking_context, charge_pence, session_context
+from schedules.message_links import link_rows, person_links
+from schedules.plan_constants import CONFIRMATION, HANDLED, SESSION_CANCELLED_NOTICE
+from schedules.planner_context import PlanContext
+from schedules.planner_rows import _Row
+from schedules.policy import Policy
+from schedules.survey_timing import signature
+from schedules.withdrawal import withdraw_invitations, withdraw_unsent
+from surveys.models import LinkPurpose, MessageKind, OutboxState, Stage
+
+
+class Notices:
+    """Queues a pass's notices; what a session's bookings share is worked out once."""
+
+    def __init__(self, context: PlanContext):
+        self.context = context
+        self._send_times: dict[tuple[int, datetime], datetime] = {}
+        # Per session and course policy: the bookings of one session share these.
+        self._session_texts: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def session_cancelled(self, rows: list[_Row]) -> None:
+        """Withdraw the bookings' unsent messages and invitations; tell their people."""
+        context, report = self.context, self.context.report
+        ids = [row.booking.id for row in rows]
+        report.messages_withdrawn += withdraw_unsent(context.session, ids, "session cancelled")
+        report.invitations_withdrawn += withdraw_invitations(context.session, ids)
+        for row in rows:
+            report.sessions_cancelled += 1
+            if context.now >= row.course_session.starts_at:
+                continue  # cancelled after the event: tidying records, nobody to tell
+            delegate = context.people[row.booking.delegate_id]
+            text = booking_context(row.course_session, row.course, row.booking, delegate)
+            recipients = [("delegate", delegate)]
+            if row.booking.manager_id is not None:
+                recipients.append(("manager", context.people[row.booking.manager_id]))
+            for role, person in recipients:
+                # Not held for the sending window: people may be about to travel.
+                context.output.queue(
+                    key=f"booking:{row.booking.id}:session-cancelled:{role}",
+                    person=person,
+                    template=SESSION_CANCELLED_NOTICE,
+                    context={**text, "role": role},
+                    due_at=context.now,
+                    kind=MessageKind.NOTICE,
+                    booking_id=row.booking.id,
+                )
+
+    def confirmation(self, row: _Row, known: dict[str, OutboxState]) -> None:
+        """Queue the booking's confirmation for the session's current times, if it is due."""
+        context = self.context
+        now = context.now
+        booking, course_session = row.booking, row.course_session
+        if booking.replaces_id is not None:
+            return  # a replacement gets its joining details with its nomination
+        due = self._send_time(now, row.policy)
+        if due >= course_session.starts_at:
+            return  # it would arrive after the start
+        prefix = f"booking:{booking.id}:confirmation:"
+        changed = any(key.startswith(prefix) and state in HANDLED for key, state in known.items())
+        delegate = context.people[booking.delegate_id]
+        links = {"cancel": [LinkPurpose.CANCEL.value, f"booking:{booking.id}"]}
+        links.update(person_links(delegate, context.telegram))
+        pre = row.invitations.get(Stage.PRE)
+        text = {
+            **self._session_text(row),
+            "booking_ref": booking.ref,
+            "changed": changed,
+            "previous_starts_at": (
+                course_session.previous_starts_at.isoformat()
+                if changed and course_session.previous_starts_at
+                else None
+            ),
+            # When the pre-course questionnaire comes: later (a date), now (with this), or never.
+            "pre_opens_at": (
+                pre.opens_at.isoformat() if pre is not None and pre.opens_at > now else None
+            ),
+            "pre_open": pre is not None and pre.opens_at <= now,
+            "links": links,
+        }
+        context.output.add_links(
+            link_rows(
+                context.secret,
+                links,
+                person=delegate,
+                booking=booking,
+                invitation=None,
+                starts_at=course_session.starts_at,
+                created_at=now,
+            )
+        )
+        context.output.queue(
+            key=f"{prefix}{signature(course_session)}",
+            person=delegate,
+            template=CONFIRMATION,
+            context=text,
+            due_at=due,
+            kind=MessageKind.NOTICE,
+            booking_id=booking.id,
+            known=known,
+        )
+
+    def _send_time(self, at: datetime, policy: Policy) -> datetime:
+        key = (id(policy), at)
+        found = self._send_times.get(key)
+        if found is None:
+            found = self._send_times[key] = next_send_time(at, policy, self.context.zone)
+        return found
+
+    def _session_text(self, row: _Row) -> dict[str, Any]:
+        """What a confirmation says of the session, the same for all its bookings."""
+        key = (row.course_session.id, id(row.policy))
+        found = self._session_texts.get(key)
+        if found is None:
+            cutoff = cancellation_cutoff(
+                row.course_session.starts_at, row.policy, self.context.zone
+            )
+            found = self._session_texts[key] = {
+                **session_context(row.course_session, row.course),
+                "cancel_by": cutoff.isoformat(),
+                # For people: "by 23:59 on Thursday" rather than "by 00:00 on Friday".
+                "cancel_until": (cutoff - timedelta(minutes=1)).isoformat(),
+                "charge_pence": charge_pence(row.policy, row.course),
+                "cancellation_terms": row.policy.cancellation_terms,
+                "accessibility_statement": row.policy.accessibility_statement,
+            }
+        return found
