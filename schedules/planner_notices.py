@@ -13,6 +13,7 @@ from schedules.message_context import booking_context, charge_pence, session_con
 from schedules.message_links import link_rows, person_links
 from schedules.plan_constants import CONFIRMATION, HANDLED, SESSION_CANCELLED_NOTICE
 from schedules.planner_context import PlanContext
+from schedules.planner_replans import last_confirmation
 from schedules.planner_rows import _Row
 from schedules.policy import Policy
 from schedules.survey_timing import signature
@@ -67,20 +68,21 @@ class Notices:
         if due >= course_session.starts_at:
             return  # it would arrive after the start
         prefix = f"booking:{booking.id}:confirmation:"
-        changed = any(key.startswith(prefix) and state in HANDLED for key, state in known.items())
+        session_text = self._session_text(row)
+        told = None
+        if any(key.startswith(prefix) and state in HANDLED for key, state in known.items()):
+            told = last_confirmation(context.session, booking.id, CONFIRMATION)
+        change = what_changed(told, session_text)
+        if told is not None and not change:
+            return  # the session is back where and when the delegate was last told
         delegate = context.people[booking.delegate_id]
         links = {"cancel": [LinkPurpose.CANCEL.value, f"booking:{booking.id}"]}
         links.update(person_links(delegate, context.telegram))
         pre = row.invitations.get(Stage.PRE)
         text = {
-            **self._session_text(row),
+            **session_text,
             "booking_ref": booking.ref,
-            "changed": changed,
-            "previous_starts_at": (
-                course_session.previous_starts_at.isoformat()
-                if changed and course_session.previous_starts_at
-                else None
-            ),
+            **change,
             # When the pre-course questionnaire comes: later (a date), now (with this), or never.
             "pre_opens_at": (
                 pre.opens_at.isoformat() if pre is not None and pre.opens_at > now else None
@@ -135,3 +137,37 @@ class Notices:
                 "accessibility_statement": row.policy.accessibility_statement,
             }
         return found
+
+
+def what_changed(told: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """How a confirmation differs from the last one the delegate was sent: ``changed``, with
+    ``time_changed`` and ``previous_starts_at``, ``place_changed`` and ``previous_venue``. Empty
+    when the delegate was told exactly this before; all false when nothing was sent before."""
+    if told is None:
+        return {**NOT_CHANGED}
+
+    def differs(*names: str) -> bool:
+        return any((told.get(name) or None) != (now.get(name) or None) for name in names)
+
+    time_changed = differs("session_starts_at", "session_ends_at")
+    place_changed = differs("venue", "online", "joining_link")
+    if not (time_changed or place_changed):
+        return {}
+    return {
+        "changed": True,
+        "time_changed": time_changed,
+        "previous_starts_at": told.get("session_starts_at") if time_changed else None,
+        "place_changed": place_changed,
+        "previous_venue": (
+            told.get("venue") or None if place_changed and not told.get("online") else None
+        ),
+    }
+
+
+NOT_CHANGED: dict[str, Any] = {
+    "changed": False,
+    "time_changed": False,
+    "previous_starts_at": None,
+    "place_changed": False,
+    "previous_venue": None,
+}

@@ -5,6 +5,7 @@ times withdrawn before they go out."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
@@ -59,3 +60,25 @@ def withdraw_stale(session: Session, rows: list[_Row], report: PlanReport) -> No
             update(INVITATION_TABLE).where(INVITATION_TABLE.c.id == bindparam("invitation_id")),
             recount,
         )
+
+
+WHERE_AND_WHEN = ("session_starts_at", "session_ends_at", "venue", "online", "joining_link")
+
+
+def last_confirmation(session: Session, booking_id: int, template: str) -> dict[str, Any] | None:
+    """What the booking's delegate was last told of their session (when and where), from the
+    newest confirmation that went out (or is going out); None when none has."""
+    o = OUTBOX_TABLE.c
+    context = session.execute(
+        core_select(o.context)
+        .where(
+            o.booking_id == booking_id,
+            o.template == template,
+            o.state.in_([OutboxState.SENT.value, OutboxState.CLAIMED.value]),
+        )
+        .order_by(o.id.desc())
+        .limit(1)
+    ).scalar()
+    if context is None:
+        return None
+    return {name: context.get(name) for name in WHERE_AND_WHEN}

@@ -79,6 +79,7 @@ class Writer:
         self.left_alone: set[str] = set()  # bookings of erased people
         self.outcomes = {kind: _Outcomes() for kind in ("agency", "person", "session", "booking")}
         self.rescheduled: list[str] = []
+        self.relocated: list[str] = []  # same time, a new venue or joining link
         self.erased = 0
         self.writing = True
         self.fresh = session.execute(select(BOOKING.c.id).limit(1)).first() is None
@@ -297,19 +298,43 @@ class Writer:
         assert existing.id is not None
         self.session_ids[row.session_ref] = existing.id
         moved = existing.starts_at != row.starts_at or existing.ends_at != row.ends_at
+        # Where it is, as a delegate's confirmation and calendar entry say it.
+        relocated = any(
+            getattr(existing, name) != fields[name]
+            for name in ("venue", "online", "joining_link")
+            if name in fields
+        )
         if existing.starts_at != row.starts_at:
             existing.previous_starts_at = existing.starts_at
             existing.starts_at = row.starts_at
         changed = _apply(existing, fields) or moved
-        if moved:
-            self._rescheduled(existing)
+        if moved or relocated:
+            self._rescheduled(existing, moved=moved)
         if changed:
             existing.updated_at = self.now
         self.outcomes["session"].note(row.session_ref, changed=changed)
 
-    def _rescheduled(self, course_session: CourseSession) -> None:
-        # Planning compares each booking's planned_version with this to move unsent messages.
+    def _rescheduled(self, course_session: CourseSession, *, moved: bool) -> None:
+        """A session with a new time, or a new venue or joining link: a new schedule version.
+
+        Planning compares each booking's planned_version with it, moves unsent messages and
+        sends each delegate a changed confirmation (and calendar update) saying what changed.
+        """
         course_session.schedule_version += 1
+        if not moved:
+            self.relocated.append(course_session.ref)
+            record(
+                self.session,
+                at=self.now,
+                actor=self.actor,
+                action="session.relocated",
+                entity="course_session",
+                entity_id=course_session.id,
+                venue=course_session.venue,
+                online=course_session.online,
+                joining_link=bool(course_session.joining_link),
+            )
+            return
         course_session.time_changed_at = self.now
         self.rescheduled.append(course_session.ref)
         record(

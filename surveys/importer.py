@@ -46,6 +46,7 @@ class ImportResult:
     people: Tally = field(default_factory=Tally)
     agencies: Tally = field(default_factory=Tally)
     rescheduled: list[str] = field(default_factory=list)
+    relocated: list[str] = field(default_factory=list)
     erased: int = 0  # rows left alone: their booking belongs to someone erased
 
 
@@ -87,6 +88,7 @@ def import_bookings(
         people=tallies["person"],
         agencies=tallies["agency"],
         rescheduled=writer.rescheduled,
+        relocated=writer.relocated,
         erased=writer.erased,
     )
     record(

@@ -82,6 +82,11 @@ def bookings(
             "Sessions with a new time (their unsent messages will move): "
             + ", ".join(result.rescheduled)
         )
+    if result.relocated:
+        typer.echo(
+            "Sessions with a new venue or joining link (their delegates will be told): "
+            + ", ".join(result.relocated)
+        )
     if result.erased:
         rows_left = _plural(result.erased, "row")
         typer.echo(f"Left alone: {rows_left} whose booking belongs to an erased person.")

@@ -1,0 +1,132 @@
+"""A session that changes place, time, or both, through a re-import of the booking export: each
+delegate is told what changed since the confirmation they last received, with the calendar
+entry updated (same UID, a higher SEQUENCE), and nothing when it is back as they were told.
+
+Emails are received by an aiosmtpd server on loopback and read as a person would read them."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import Settings
+from surveys.importer import import_bookings
+from surveys.models import AuditEntry
+from tests.conftest import utc
+from tests.smtp_servers import SmtpServer
+from tests.test_calendar_invite import (  # noqa: F401  (fixtures)
+    invitation,
+    mail_settings,
+    outlook_checks,
+    smtp,
+    tick_and_deliver,
+)
+
+LONDON = ZoneInfo("Europe/London")
+HEADER = (
+    "booking_ref,session_ref,course_title,starts_at,ends_at,venue,delegate_name,delegate_email,"
+    "agency,agency_sector,manager_name,manager_email"
+)
+ALICE = "alice@riverside.example"
+
+
+def export(venue: str = "Civic Centre, Room 2", starts: str = "09:30") -> str:
+    row = (
+        f"BK-1,S-1,Working Together,16/03/2026 {starts},16/03/2026 16:30,\"{venue}\",Alice Okafor,"
+        f"{ALICE},Riverside CSC,children's social care,Bob Whitfield,bob@riverside.example"
+    )
+    return f"{HEADER}\n{row}\n"
+
+
+def reimport(session: Session, text: str, now: str):  # type: ignore[no-untyped-def]
+    result = import_bookings(session, text.encode(), zone=LONDON, now=utc(now), actor="test")
+    session.commit()
+    return result
+
+
+def confirmations(smtp: SmtpServer) -> list[EmailMessage]:
+    return [
+        r.message
+        for r in smtp.received
+        if ALICE in r.rcpt_tos and "Working Together" in str(r.message["Subject"])
+    ]
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return " ".join(str(body.get_content()).split())
+
+
+def test_a_new_venue_is_told_with_the_old_one_and_an_updated_calendar_entry(
+    session: Session, engine: Engine, mail_settings: Settings, smtp: SmtpServer
+) -> None:
+    reimport(session, export(), "2026-03-01 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-02 09:00"))
+    (first,) = confirmations(smtp)
+    assert str(first["Subject"]).startswith("Your place:")
+    before = outlook_checks(*invitation(first))
+
+    result = reimport(session, export(venue="Town Hall, Room 5"), "2026-03-02 12:00")
+    assert (result.relocated, result.rescheduled) == (["S-1"], [])
+    tick_and_deliver(engine, mail_settings, utc("2026-03-03 09:00"))
+    first_again, told = confirmations(smtp)
+    assert str(told["Subject"]) == "New venue: Working Together, 16 March 2026"
+    text = text_of(told)
+    assert "The venue of your course has changed." in text
+    assert "The venue was: Civic Centre, Room 2" in text
+    assert "Where: Town Hall, Room 5" in text
+    assert "time of your course has changed" not in text, "the time did not change"
+    after = outlook_checks(*invitation(told))
+    assert (after["uid"], after["sequence"]) == (before["uid"], before["sequence"] + 1)
+    assert (after["location"], after["start"]) == ("Town Hall, Room 5", before["start"])
+    audit = session.exec(select(AuditEntry).where(AuditEntry.action == "session.relocated")).one()
+    assert audit.detail["venue"] == "Town Hall, Room 5"
+
+    # Both change at once: one message says both.
+    reimport(session, export(venue="Civic Centre, Room 2", starts="13:00"), "2026-03-03 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-04 09:00"))
+    both = confirmations(smtp)[-1]
+    assert str(both["Subject"]).startswith("New time and place:")
+    text = text_of(both)
+    assert "The time and place of your course have changed." in text
+    assert "The venue was: Town Hall, Room 5" in text and "It was: " in text
+    assert outlook_checks(*invitation(both))["start"] == "2026-03-16 13:00 GMT"
+
+
+def test_a_change_undone_before_anyone_was_told_sends_nothing(
+    session: Session, engine: Engine, mail_settings: Settings, smtp: SmtpServer
+) -> None:
+    reimport(session, export(), "2026-03-01 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-02 09:00"))
+    assert len(confirmations(smtp)) == 1
+    # Moved in the morning's export, put back in the afternoon's, before a tick sent anything.
+    assert reimport(session, export(starts="13:00"), "2026-03-02 10:00").rescheduled == ["S-1"]
+    assert reimport(session, export(), "2026-03-02 15:00").rescheduled == ["S-1"]
+    tick_and_deliver(engine, mail_settings, utc("2026-03-03 09:00"))
+    assert len(confirmations(smtp)) == 1, "Alice was never told of a time she will not need"
+
+
+@pytest.mark.usefixtures("engine")
+def test_the_import_command_names_sessions_with_a_new_venue(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", database_url)
+    first, second = tmp_path / "monday.csv", tmp_path / "tuesday.csv"
+    first.write_text(export())
+    second.write_text(export(venue="Town Hall, Room 5"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", "bookings", str(first)]).exit_code == 0
+    result = runner.invoke(app, ["import", "bookings", str(second)])
+    assert result.exit_code == 0, result.output
+    assert "Sessions with a new venue or joining link (their delegates will be told): S-1" in (
+        result.output
+    )
+    assert "Sessions with a new time" not in result.output
