@@ -6,6 +6,7 @@ Emails are received by an aiosmtpd server on loopback and read as a person would
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,18 +17,12 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from surveys.importer import import_bookings
 from surveys.models import AuditEntry
 from tests.conftest import utc
-from tests.smtp_servers import SmtpServer
-from tests.test_calendar_invite import (  # noqa: F401  (fixtures)
-    invitation,
-    mail_settings,
-    outlook_checks,
-    smtp,
-    tick_and_deliver,
-)
+from tests.smtp_servers import SmtpServer, running
+from tests.test_calendar_invite import invitation, outlook_checks, tick_and_deliver
 
 LONDON = ZoneInfo("Europe/London")
 HEADER = (
@@ -37,9 +32,27 @@ HEADER = (
 ALICE = "alice@riverside.example"
 
 
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with running() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_settings(database_url: str, smtp: SmtpServer) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_security="none",
+        mail_from="Riverside Training <training@partnership.example>",
+        public_url="https://evalbot.partnership.example",
+    )
+
+
 def export(venue: str = "Civic Centre, Room 2", starts: str = "09:30") -> str:
     row = (
-        f"BK-1,S-1,Working Together,16/03/2026 {starts},16/03/2026 16:30,\"{venue}\",Alice Okafor,"
+        f'BK-1,S-1,Working Together,16/03/2026 {starts},16/03/2026 16:30,"{venue}",Alice Okafor,'
         f"{ALICE},Riverside CSC,children's social care,Bob Whitfield,bob@riverside.example"
     )
     return f"{HEADER}\n{row}\n"
@@ -77,7 +90,7 @@ def test_a_new_venue_is_told_with_the_old_one_and_an_updated_calendar_entry(
     result = reimport(session, export(venue="Town Hall, Room 5"), "2026-03-02 12:00")
     assert (result.relocated, result.rescheduled) == (["S-1"], [])
     tick_and_deliver(engine, mail_settings, utc("2026-03-03 09:00"))
-    first_again, told = confirmations(smtp)
+    _, told = confirmations(smtp)
     assert str(told["Subject"]) == "New venue: Working Together, 16 March 2026"
     text = text_of(told)
     assert "The venue of your course has changed." in text
