@@ -228,6 +228,9 @@ def test_the_evaluation_by_kirkpatrick_level_with_accessibility_and_comments(
     # Quoted with the names Evalbot knows taken out.
     assert "so [name] repeated the questions" in voices and "Chloé" not in voices
     assert "<strong>neglect</strong> (2)" in voices and "<strong>referral</strong> (2)" in voices
+    # Most frequent first, equal counts alphabetically: the same answers, the same report.
+    themes = [(word, int(n)) for word, n in re.findall(r"<strong>(\w+)</strong> \((\d+)\)", voices)]
+    assert len(themes) > 3 and themes == sorted(themes, key=lambda theme: (-theme[1], theme[0]))
 
     anonymous = tmp_path / "anonymous"
     run(cli_env, "quarterly", "2026Q1", "--out", str(anonymous), "--anonymous")

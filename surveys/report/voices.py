@@ -88,7 +88,9 @@ def voices(
             fullest = sorted(fullest, reverse=True)[:quoted]
     examples = [scrub(value) for _, value in sorted(fullest, reverse=True)[:quoted]]
     names = scrub.single
-    themes = [(word, count) for word, count in counted.most_common() if word not in names]
+    # Most frequent first; equal counts alphabetically, so the same answers give the same report.
+    ordered = sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+    themes = [(word, count) for word, count in ordered if word not in names]
 
     impact, impact_condition = answers_from(Stage.IMPACT)
     example_text = and_(
