@@ -236,6 +236,21 @@ def test_the_quarterly_report_has_the_trainers_reports_with_names_taken_out(
         [row] = list(csv.DictReader(handle))
     assert "trainer" not in row and "Tariq" not in (anonymous / "report.html").read_text()
 
+    # The annual report counts them, quarter by quarter.
+    annual = tmp_path / "annual"
+    result = CliRunner().invoke(
+        cli,
+        ["report", "annual", "2026", "--out", str(annual), "--now", "2026-12-31T09:00"],
+        env={"EVALBOT_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    assert '<h2 id="trainers">Trainers\' reports</h2>' in (annual / "report.html").read_text()
+    with (annual / "annual_trainer_reports.csv").open(encoding="utf-8-sig") as handle:
+        counted = {row["period"]: row for row in csv.DictReader(handle)}
+    assert list(counted) == ["2026 Q1", "2026 Q2", "2026 Q3", "2026 Q4", "2026"]
+    assert (counted["2026 Q1"]["received"], counted["2026 Q1"]["concerns"]) == ("1", "1")
+    assert counted["2026 Q2"]["asked"] == "0" and counted["2026"]["went_mean"] == "4.0000"
+
 
 def test_the_trainers_export_holds_the_report_and_erasure_clears_it(
     world, engine, settings, session, database_url: str, tmp_path: Path

@@ -57,3 +57,29 @@ def trainer_table(reports: TrainerReports, *, anonymous: bool) -> Table:
         note="Free text as the trainers wrote it, with the names of people Evalbot knows, email "
         "addresses and phone numbers replaced by [name], [email] and [phone].",
     )
+
+
+def annual_trainer_table(counted: list[tuple[str, TrainerReports]]) -> Table:
+    """The trainers' reports counted quarter by quarter, the year last."""
+    columns = [
+        Column("period", "Period", nowrap=True),
+        Column("asked", "Trainers asked", "int"),
+        Column("received", "Reports received", "int"),
+        Column("received_rate", "Received, of those asked", "pct"),
+        Column("went_mean", "How it went (mean, 1-5)", "mean"),
+        Column("went_n", "Ratings", "int"),
+        Column("concerns", "Sessions with a concern raised", "int"),
+    ]
+    rows = [
+        [label, t.sent, t.finished, t.finished_rate, t.went_mean, t.went_n, t.concerns]
+        for label, t in counted
+    ]
+    return Table(
+        name="annual_trainer_reports",
+        title="Trainers' reports",
+        columns=columns,
+        rows=rows[:-1],
+        totals=rows[-1:],
+        note="Sessions that ran (not cancelled), by the quarter they started in. The reports "
+        "themselves, session by session, are in each quarter's report.",
+    )

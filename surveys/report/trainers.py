@@ -88,13 +88,6 @@ def trainer_reports(
 ) -> TrainerReports:
     """The trainers' reports on the sessions that ran in the period (not cancelled)."""
     status = INVITATION.c.status
-    sent = status.in_(
-        (
-            InvitationStatus.OPEN.value,
-            InvitationStatus.FINISHED.value,
-            InvitationStatus.CLOSED.value,
-        )
-    )
     came = (
         select(func.count())
         .where(BOOKING.c.session_id == SESSION.c.id, BOOKING.c.status.in_(_CAME))
@@ -155,6 +148,28 @@ def trainer_reports(
                 changes=_clean(row.changes, scrub),
             )
         )
+    return trainer_totals(connection, period, zone, report)
+
+
+def trainer_totals(
+    connection: Connection,
+    period: Period,
+    zone: ZoneInfo,
+    report: TrainerReports | None = None,
+) -> TrainerReports:
+    """How many trainers of the period's sessions were asked for a report and sent one, their
+    mean rating of how it went, and the sessions where a concern was raised (into ``report``,
+    or a report without rows: the annual report counts these per quarter)."""
+    report = report if report is not None else TrainerReports()
+    status = INVITATION.c.status
+    sent = status.in_(
+        (
+            InvitationStatus.OPEN.value,
+            InvitationStatus.FINISHED.value,
+            InvitationStatus.CLOSED.value,
+        )
+    )
+    number = ANSWER.c.value_num
     totals = connection.execute(
         select(
             count_where(sent),
