@@ -309,3 +309,14 @@ def test_an_invitation_belongs_to_a_booking_or_a_session_on_postgresql(
     postgres_engine: Engine,
 ) -> None:
     _constraint_holds(postgres_engine)
+
+
+def test_a_reminder_campaign_cannot_take_the_trainers_report_as_its_survey():
+    from schedules.campaign_scope import Scope as CampaignScope
+    from schedules.campaigns import CampaignError
+
+    with pytest.raises(
+        CampaignError, match="stage 'trainer': use one of pre, end, impact, manager"
+    ):
+        CampaignScope.parse("remind", {"stage": "trainer"})
+    assert CampaignScope.parse("remind", {"stage": "end"}).stage == Stage.END
