@@ -3,8 +3,8 @@
     .venv/bin/python bench/trainer_reports.py [--answers 300000] [--rounds 5] [--db PATH]
 
 Builds the quarterly report's benchmark database (``bench/report.py``: two quarters, the
-delegates' answers), gives every session a trainer and a finished trainer's report with its six
-answers, then times, in interleaved rounds, the quarterly report's "Trainers' reports" section
+delegates' answers), gives every session a trainer and a finished trainer's report (five of its
+six answers), then times, in interleaved rounds, the quarterly report's "Trainers' reports" section
 (``trainer_reports``) and the annual report's per-quarter counts (``trainer_totals`` for the four
 quarters and the year) against the quarterly report's response-rates section on the same
 connection, the baseline. CPU time (``time.process_time``) is reported, with its median and the
@@ -162,6 +162,8 @@ def main() -> None:
         ).all()
         print("plan of the answers' counts:", "; ".join(str(row[-1]) for row in plan))
     engine.dispose()
+    if args.db is None:
+        path.unlink()
 
 
 if __name__ == "__main__":
