@@ -28,7 +28,7 @@ from surveys.models import (
     SurveyInvitation,
 )
 from surveys.responses import responses, session_scope
-from tests.conftest import utc
+from tests.conftest import World, utc
 from tests.timeline import Timeline, at
 
 ALICE = "alice.okafor@riverside.example"
@@ -320,3 +320,55 @@ def test_a_reminder_campaign_cannot_take_the_trainers_report_as_its_survey():
     ):
         CampaignScope.parse("remind", {"stage": "trainer"})
     assert CampaignScope.parse("remind", {"stage": "end"}).stage == Stage.END
+
+
+def _down_and_up(db: Engine) -> None:
+    """From the trainer's stage back to the schema before it, and up again: the delegates'
+    invitations stay; the trainers' reports, which the older schema cannot hold, go."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from surveys.db import alembic_config, current_revision
+
+    with Session(db) as session:
+        people = World(session).standard()
+        common = {"opens_at": utc("2026-03-16 16:30"), "closes_at": utc("2026-03-23 16:30")}
+        session.add(
+            SurveyInvitation(
+                booking_id=people["alice_booking"].id,
+                person_id=people["alice"].id,
+                stage=Stage.END,
+                **common,
+            )
+        )
+        session.add(
+            SurveyInvitation(
+                session_id=people["session"].id,
+                person_id=people["tariq"].id,
+                stage=Stage.TRAINER,
+                **common,
+            )
+        )
+        session.commit()  # fmt: skip
+
+    def move(step: str, revision: str) -> None:
+        config = alembic_config(db.url.render_as_string(hide_password=False))
+        with db.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    move("downgrade", "0003_survey_variants")
+    assert current_revision(db) == "0003_survey_variants"
+    with db.connect() as connection:
+        assert connection.execute(text("select stage from survey_invitation")).all() == [("end",)]
+    move("upgrade", "head")
+    assert current_revision(db) == "0004_trainer_stage"
+    _constraint_holds(db)
+
+
+def test_the_migration_goes_down_and_up_on_sqlite(engine: Engine) -> None:
+    _down_and_up(engine)
+
+
+def test_the_migration_goes_down_and_up_on_postgresql(postgres_engine: Engine) -> None:
+    _down_and_up(postgres_engine)
