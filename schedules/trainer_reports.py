@@ -10,8 +10,9 @@ session (``SurveyInvitation.session_id``), to the session's trainer (``CourseSes
   days. A session imported after its report would have closed gets none.
 - While it has not opened it follows its session: new times when the session moves, the new
   trainer when the trainer changes. Once open, its link is out and it stays as it is.
-- Withdrawn when its session is cancelled or loses its trainer; planned again if a trainer comes
-  back before it would have closed.
+- Withdrawn when its session is cancelled or loses its trainer (or the trainer is erased: an
+  erased person is asked nothing); planned again if a trainer comes back before it would have
+  closed.
 - Its invitation and reminder are the delegates' messages (``survey-invitation``,
   ``survey-reminder`` with ``stage`` "trainer"), by the trainer's channel: email, or Telegram once
   linked. The tick's generic steps open and close it and withdraw its unsent messages once it is
@@ -41,6 +42,7 @@ from schedules.plan_constants import (
     INVITATION_TABLE,
     LINK_TABLE,
     LIVE_INVITATION,
+    PERSON_TABLE,
     REMINDER,
     SESSION_TABLE,
 )
@@ -113,13 +115,13 @@ def plan_trainer_reports(
             i.closes_at,
         )
         .select_from(
-            SESSION_TABLE.join(COURSE_TABLE, c.id == s.course_id).outerjoin(
-                INVITATION_TABLE, and_(i.session_id == s.id, i.stage == TRAINER)
-            )
+            SESSION_TABLE.join(COURSE_TABLE, c.id == s.course_id)
+            .join(PERSON_TABLE, PERSON_TABLE.c.id == s.trainer_id)
+            .outerjoin(INVITATION_TABLE, and_(i.session_id == s.id, i.stage == TRAINER))
         )
         .where(
             s.status == SessionStatus.SCHEDULED.value,
-            s.trainer_id.is_not(None),
+            PERSON_TABLE.c.erased_at.is_(None),  # an erased trainer is asked nothing
             s.ends_at > now - _horizon(policy),
             i.status.is_(None)
             | i.status.in_((InvitationStatus.PLANNED.value, InvitationStatus.WITHDRAWN.value)),
@@ -179,10 +181,14 @@ def plan_trainer_reports(
 
 
 def _withdraw(session: Session) -> int:
-    """The live reports of sessions cancelled, or left without a trainer."""
+    """The live reports of sessions cancelled, or left without a trainer (or with one whose
+    personal data was erased)."""
     i, s = INVITATION_TABLE.c, SESSION_TABLE.c
+    erased = core_select(PERSON_TABLE.c.id).where(PERSON_TABLE.c.erased_at.is_not(None))
     gone = core_select(s.id).where(
-        (s.status == SessionStatus.CANCELLED.value) | s.trainer_id.is_(None)
+        (s.status == SessionStatus.CANCELLED.value)
+        | s.trainer_id.is_(None)
+        | s.trainer_id.in_(erased)
     )
     result = session.execute(
         update(INVITATION_TABLE)

@@ -284,6 +284,20 @@ def test_the_trainers_export_holds_the_report_and_erasure_clears_it(
     assert session.get(Person, people["tariq"].id).erased_at is not None
 
 
+def test_an_erased_trainer_is_asked_nothing_more(world, engine, settings, session, database_url):
+    people = world.standard()
+    timeline = Timeline(engine, settings)
+    timeline.tick("2026-03-02 09:00")
+    env = {"EVALBOT_DATABASE_URL": database_url}
+    result = CliRunner().invoke(cli, ["person", "erase", TARIQ, "--yes"], env=env)
+    assert result.exit_code == 0, result.output
+    for moment in ("2026-03-10 09:00", "2026-03-16 16:30", "2026-03-18 16:30"):
+        timeline.tick(moment)
+    assert report_of(session, people["session"].id).status == InvitationStatus.WITHDRAWN
+    erased = session.get(Person, people["tariq"].id)
+    assert [row.template for row in timeline.rows(person_id=erased.id, state="sent")] == []
+
+
 def _constraint_holds(db: Engine) -> None:
     with Session(db) as session:
         world_session = session
