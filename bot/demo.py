@@ -63,13 +63,21 @@ SEED = 2026
 ACTOR = "demo"
 # How many answer each survey, as partnerships commonly see: most answer before and straight
 # after a course, about half an impact survey months later.
-ANSWER_RATES = {Stage.PRE: 0.75, Stage.END: 0.85, Stage.IMPACT: 0.55, Stage.MANAGER: 0.5}
+# Trainers mostly send their report on a session.
+ANSWER_RATES = {
+    Stage.PRE: 0.75,
+    Stage.END: 0.85,
+    Stage.IMPACT: 0.55,
+    Stage.MANAGER: 0.5,
+    Stage.TRAINER: 0.8,
+}
 # Self-ratings (1-5) before and after: confidence grows with the course.
 RATINGS = {
     Stage.PRE: ("2", "2", "3", "3", "4"),
     Stage.END: ("3", "4", "4", "4", "5"),
     Stage.IMPACT: ("3", "4", "4", "5", "5"),
     Stage.MANAGER: ("3", "4", "4", "5"),
+    Stage.TRAINER: ("3", "4", "4", "5"),
 }
 TEXTS = (
     "Clearer about when and how to share information with other agencies.",
@@ -158,6 +166,8 @@ class Demo:
         self.policy: Policy = load_policy({})
         self.engine: Engine = make_engine(self.settings.database_url)
         self.random = random.Random(SEED)
+        # The trainers' reports draw on their own stream, so the delegates' play out the same.
+        self.trainer_random = random.Random(SEED + 1)
         self.result = DemoResult(
             folder=folder,
             database=folder / "demo.db",
@@ -313,8 +323,9 @@ class Demo:
                 assert invitation.id is not None
                 if invitation.id not in self.decided:
                     stage = Stage(invitation.stage)
-                    answers = self.random.random() < ANSWER_RATES[stage]
-                    delay = timedelta(hours=self.random.uniform(1, 96))
+                    chance = self._random(stage)
+                    answers = chance.random() < ANSWER_RATES[stage]
+                    delay = timedelta(hours=chance.uniform(1, 96))
                     self.decided[invitation.id] = now + delay if answers else None
                 when = self.decided[invitation.id]
                 if when is not None and when <= now and invitation.closes_at > now:
@@ -330,19 +341,21 @@ class Demo:
         answering.finish(session, invitation, now=now)
         self.result.finished[stage.value] += 1
 
+    def _random(self, stage: Stage) -> random.Random:
+        return self.trainer_random if stage == Stage.TRAINER else self.random
+
     def _choose(self, view: answering.QuestionView, stage: Stage) -> Any:
+        chance = self._random(stage)
         values = [value for value, _ in view.options]
         if view.kind == "scale":
-            return self.random.choice([v for v in RATINGS[stage] if v in values] or values)
+            return chance.choice([v for v in RATINGS[stage] if v in values] or values)
         if view.kind == "multiple":
-            return self.random.sample(values, k=min(len(values), self.random.randint(1, 2)))
+            return chance.sample(values, k=min(len(values), chance.randint(1, 2)))
+        if view.item == "trainer_attended":  # the trainer's count of who came
+            return str(chance.randint(8, 20))
         if view.kind == "text":
-            return (
-                None
-                if view.optional and self.random.random() < 0.4
-                else (self.random.choice(TEXTS))
-            )
-        return self.random.choice(values)
+            return None if view.optional and chance.random() < 0.4 else (chance.choice(TEXTS))
+        return chance.choice(values)
 
     # -- the end -----------------------------------------------------------------------------
 

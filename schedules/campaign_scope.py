@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func
 
-from surveys.models import Stage
+from surveys.models import BOOKING_STAGES, Stage
 
 CampaignKind = Literal["remind", "places", "refresher"]
 KINDS: tuple[CampaignKind, ...] = ("remind", "places", "refresher")
@@ -57,11 +57,13 @@ class Scope:
                 allowed = ", ".join(_SCOPE_KEYS[kind])
                 raise CampaignError(f"a {kind} campaign has no {name!r} scope; it takes {allowed}")
             if name == "stage":
-                try:
-                    values[name] = Stage(str(value).strip().lower())
-                except ValueError:
-                    stages = ", ".join(s.value for s in Stage)
-                    raise CampaignError(f"stage {value!r}: use one of {stages}") from None
+                # A reminder campaign reaches delegates and managers: the trainer's report has
+                # its own reminder, and is no booking's survey.
+                stage = str(value).strip().lower()
+                if stage not in BOOKING_STAGES:
+                    stages = ", ".join(s.value for s in BOOKING_STAGES)
+                    raise CampaignError(f"stage {value!r}: use one of {stages}")
+                values[name] = Stage(stage)
             elif name in ("date_from", "date_to"):
                 values[name] = _date(value, name)
             else:

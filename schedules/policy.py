@@ -138,6 +138,7 @@ class Policy(BaseModel):
 
     stages: dict[Stage, StagePolicy]
     manager_survey: bool = False
+    trainer_report: bool = True  # ask each session's trainer for a report when it ends
     window_start: time = time(8, 0)
     window_end: time = time(18, 0)
     window_days: set[int] = Field(default_factory=lambda: {0, 1, 2, 3, 4})  # 0 = Monday
@@ -202,11 +203,20 @@ DEFAULT_STAGES: dict[str, dict[str, Any]] = {
 }
 # The manager's impact survey goes with the delegate's unless its timings are set apart.
 DEFAULT_STAGES[Stage.MANAGER.value] = dict(DEFAULT_STAGES[Stage.IMPACT.value])
+# The trainer's report on a session (``schedules.trainer_reports``): opens when the session ends,
+# with the delegates' evaluation, one reminder two days later, closes after a week.
+DEFAULT_STAGES[Stage.TRAINER.value] = {
+    "anchor": "end",
+    "opens_after": "0d",
+    "reminders": ["2d"],
+    "closes_after": "7d",
+}
 
 STAGE_KEYS = ("anchor", "opens_after", "reminders", "reminder_cap", "closes_after")
 TOP_KEYS = (
     "stages",
     "manager_survey",
+    "trainer_report",
     "window_start",
     "window_end",
     "window_days",
@@ -360,6 +370,7 @@ def _non_negative_duration(value: Any, key: str) -> Span:
 
 _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "manager_survey": _bool,
+    "trainer_report": _bool,
     "window_start": _parse_time,
     "window_end": _parse_time,
     "window_days": _parse_days,

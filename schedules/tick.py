@@ -8,11 +8,13 @@ In order:
    ``max_places`` to its waiting list; withdraw what belongs to bookings no longer active
    (cancelled, replaced, no-show, waiting), tell each new waiting-list entry its number and
    release each cancelled place to the waiting list (``schedules.waitlist``);
-2. plan new and moved bookings, and cancelled sessions (``schedules.planning``);
+2. plan new and moved bookings, and cancelled sessions (``schedules.planning``), and each
+   session's trainer's report (``schedules.trainer_reports``);
 3. open invitations whose time has come (and close any that planning moved into the past),
    withdraw unsent survey messages of invitations finished, closed or withdrawn, and queue the
    ``survey-invitation`` of each survey newly open;
-4. queue each open, unfinished invitation's due reminder (``survey-reminder``), under its cap;
+4. queue each open, unfinished invitation's due reminder (``survey-reminder``), under its cap
+   (the trainers' reports' invitations and reminders too);
 5. remind the trainer of a register still open ``register_reminder_after`` after the end;
 6. turn closed registers into no-show notices (``schedules.attendance``);
 7. queue refresher reminders (``schedules.refresher``);
@@ -73,6 +75,7 @@ from schedules.register_reminders import remind_registers
 from schedules.reminders import queue_reminders
 from schedules.retention import erase_expired
 from schedules.sessions import check_under_filled, overflow_to_waiting
+from schedules.trainer_reports import TrainerPlan, plan_trainer_reports, queue_trainer_messages
 from schedules.waitlist import after_inactive, tell_cancelled_sessions
 from surveys.models import (
     Booking,
@@ -98,6 +101,7 @@ class TickReport:
     now: datetime
     dry_run: bool = False
     plan: PlanReport = field(default_factory=PlanReport)
+    trainer: TrainerPlan = field(default_factory=TrainerPlan)  # the trainers' reports
     bookings_withdrawn: int = 0  # no longer active: their surveys and messages withdrawn
     opened: int = 0
     closed: int = 0
@@ -129,6 +133,8 @@ class TickReport:
         out = [
             f"Bookings planned: {self.plan.bookings} ({self.plan.invitations} new invitations)",
             f"Sessions cancelled, bookings told: {self.plan.sessions_cancelled}",
+            f"Trainers' reports planned: {self.trainer.planned}; moved: {self.trainer.moved}; "
+            f"withdrawn: {self.trainer.withdrawn}",
             f"Bookings no longer active, withdrawn: {self.bookings_withdrawn}",
             f"Surveys opened: {self.opened}; closed: {self.closed}",
             f"Survey invitations queued: {self.invitations}",
@@ -222,11 +228,27 @@ def tick(
                     batch_size=batch_size,
                 )
             )
+            report.trainer = runner.run(
+                lambda: plan_trainer_reports(session, now=now, policy=policy, zone=zone)
+            )
             report.opened = runner.run(lambda: open_due(session, now))
             report.closed += runner.run(lambda: close_due(session, now))  # moved by planning
             report.messages_withdrawn += runner.run(lambda: withdraw_answered(session, now))
             report.invitations = runner.run(lambda: survey_messages(queue_invitation_messages))
             report.reminders = runner.run(lambda: survey_messages(queue_reminders))
+            trainer_invitations, trainer_reminders = runner.run(
+                lambda: queue_trainer_messages(
+                    session,
+                    now=now,
+                    policy=policy,
+                    zone=zone,
+                    secret=secret,
+                    definitions_dir=definitions_dir,
+                    telegram=telegram,
+                )
+            )
+            report.invitations += trainer_invitations
+            report.reminders += trainer_reminders
             report.register_reminders = runner.run(
                 lambda: remind_registers(session, now=now, policy=policy, zone=zone, secret=secret)
             )

@@ -263,11 +263,11 @@ class _Checker:
                 raise self.fail(
                     where, f"'measure' must be knowledge or confidence (given: {measure!r})"
                 )
-            if stage is Stage.MANAGER:
+            if stage in (Stage.MANAGER, Stage.TRAINER):
                 raise self.fail(
                     where,
                     "'measure' is for the delegate's own pre, end and impact surveys, "
-                    "not the manager's",
+                    f"not the {stage.value}'s",
                 )
         question = Question(
             id=qid,

@@ -218,6 +218,27 @@ _CONTEXT = (
     )
     .where(col(Booking.id) == bindparam("booking_id"))
 )
+# A session's own survey (the trainer's report): the session's course, and the trainer's name
+# where a delegate's would be.
+_SESSION_CONTEXT = (
+    sa_select(
+        col(Course.title),
+        col(Course.learning_outcomes),
+        col(Course.course_type),
+        col(CourseSession.starts_at),
+        col(CourseSession.ends_at),
+        col(Person.name),
+        col(SurveyDefinitionVersion.version),
+    )
+    .select_from(CourseSession)
+    .join(Course, col(Course.id) == CourseSession.course_id)
+    .join(Person, col(Person.id) == bindparam("person_id"))
+    .outerjoin(
+        SurveyDefinitionVersion,
+        col(SurveyDefinitionVersion.id) == bindparam("definition_id"),
+    )
+    .where(col(CourseSession.id) == bindparam("session_id"))
+)
 _STARTED = (
     sa_update(SurveyInvitation)
     .where(
@@ -244,14 +265,24 @@ def load_survey(
 ) -> Survey:
     """The invitation's survey. With ``write``, snapshot its definition if nobody has yet.
 
-    Two queries (the course and delegate, and the answers), reading columns rather than whole
-    rows.
+    Two queries (the course and delegate, or for a session's own survey the course and trainer;
+    and the answers), reading columns rather than whole rows.
     """
     connection = session.connection()
-    row = connection.execute(
-        _CONTEXT,
-        {"booking_id": invitation.booking_id, "definition_id": invitation.definition_id},
-    ).one()
+    if invitation.booking_id is None:
+        row = connection.execute(
+            _SESSION_CONTEXT,
+            {
+                "session_id": invitation.session_id,
+                "person_id": invitation.person_id,
+                "definition_id": invitation.definition_id,
+            },
+        ).one()
+    else:
+        row = connection.execute(
+            _CONTEXT,
+            {"booking_id": invitation.booking_id, "definition_id": invitation.definition_id},
+        ).one()
     title, outcomes, course_type, starts_at, ends_at, delegate_name, version = row
     definition = _definition(session, invitation, directory, version, course_type, write=write)
     answers = connection.execute(_ANSWERS, {"invitation_id": invitation.id}).all()

@@ -11,7 +11,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -110,6 +120,12 @@ class Stage(StrEnum):
     END = "end"
     IMPACT = "impact"
     MANAGER = "manager"
+    TRAINER = "trainer"  # the trainer's own report: one per session, not per booking
+
+
+# The stages asked of delegates and their managers, one invitation per booking each: response
+# rates, reminders campaigns and the delegates' figures count these and never the trainer's.
+BOOKING_STAGES = (Stage.PRE, Stage.END, Stage.IMPACT, Stage.MANAGER)
 
 
 class InvitationStatus(StrEnum):
@@ -272,16 +288,24 @@ class SurveyDefinitionVersion(SQLModel, table=True):
 
 
 class SurveyInvitation(SQLModel, table=True):
+    """One person's survey of one stage: of a booking (the delegate's stages and the manager's),
+    or of a session (the trainer's report, ``Stage.TRAINER``); exactly one of the two is set."""
+
     __tablename__ = "survey_invitation"
     __table_args__ = (
         UniqueConstraint("booking_id", "stage"),
+        UniqueConstraint("session_id", "stage"),
+        CheckConstraint(
+            "(booking_id IS NULL) <> (session_id IS NULL)", name="ck_invitation_booking_or_session"
+        ),
         Index("ix_invitation_status_closes", "status", "closes_at"),
         Index("ix_invitation_status_opens", "status", "opens_at"),  # the tick opens by this
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    booking_id: int = Field(foreign_key="booking.id", index=True)
-    person_id: int = Field(foreign_key="person.id", index=True)  # the delegate, or the manager
+    booking_id: int | None = Field(default=None, foreign_key="booking.id", index=True)
+    # The delegate, the manager, or (for the trainer's report) the session's trainer.
+    person_id: int = Field(foreign_key="person.id", index=True)
     stage: Stage = Field(sa_type=String(20))
     definition_id: int | None = Field(default=None, foreign_key="survey_definition_version.id")
     opens_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -292,6 +316,8 @@ class SurveyInvitation(SQLModel, table=True):
     reminders_sent: int = 0
     last_reminder_at: datetime | None = _when()
     created_at: datetime = _stamp()
+    # The session of a per-session stage (the trainer's report); None for a booking's stages.
+    session_id: int | None = Field(default=None, foreign_key="course_session.id", index=True)
 
 
 class Answer(SQLModel, table=True):

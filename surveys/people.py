@@ -68,14 +68,16 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
         .where(or_(col(Booking.delegate_id) == person.id, col(Booking.manager_id) == person.id))
         .order_by(col(CourseSession.starts_at))
     ).all()
+    # A booking's surveys, and a trainer's reports on the sessions they ran (no booking).
     invitations = session.exec(
-        select(SurveyInvitation, Booking)
-        .join(Booking, col(Booking.id) == SurveyInvitation.booking_id)
+        select(SurveyInvitation, Booking, CourseSession)
+        .outerjoin(Booking, col(Booking.id) == SurveyInvitation.booking_id)
+        .outerjoin(CourseSession, col(CourseSession.id) == SurveyInvitation.session_id)
         .where(SurveyInvitation.person_id == person.id)
         .order_by(col(SurveyInvitation.opens_at))
     ).all()
     answers: dict[int, list[Answer]] = {}
-    ids = [i.id for i, _ in invitations if i.id is not None]
+    ids = [i.id for i, _, _ in invitations if i.id is not None]
     if ids:
         query = select(Answer).where(col(Answer.invitation_id).in_(ids)).order_by(col(Answer.id))
         for answer in session.exec(query).all():
@@ -117,7 +119,8 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
         ],
         "surveys": [
             {
-                "booking": booking.ref,
+                "booking": booking.ref if booking is not None else None,
+                **({"session": reported.ref} if reported is not None else {}),
                 "stage": str(invitation.stage),
                 "status": str(invitation.status),
                 "opens_at": _when(invitation.opens_at),
@@ -135,7 +138,7 @@ def person_record(session: Session, person: Person) -> dict[str, Any]:
                     for answer in answers.get(invitation.id or 0, [])
                 ],
             }
-            for invitation, booking in invitations
+            for invitation, booking, reported in invitations
         ],
         "messages": [
             {

@@ -53,7 +53,9 @@ def test_the_demo_plays_a_quarter_and_shows_where_its_results_are(user_folder, t
     assert "register for WT-2026-12-01 closed: 3 attended, 1 no-show" in text
     assert re.search(r"reminder campaign for the end-of-course survey \(\d+ queued\)", text)
 
-    finished = dict(re.findall(r"(pre|end|impact) (\d+)", text.split("Surveys finished:")[1]))
+    finished = dict(
+        re.findall(r"(pre|end|impact|trainer) (\d+)", text.split("Surveys finished:")[1])
+    )
     answers = int(re.search(r"answers saved: (\d+)", text).group(1))
     with sqlite3.connect(out / "demo.db") as db:
         assert db.execute("select count(*) from answer").fetchone()[0] == answers
@@ -64,9 +66,13 @@ def test_the_demo_plays_a_quarter_and_shows_where_its_results_are(user_folder, t
             ).fetchall()
         )
         assert by_stage == {stage: int(count) for stage, count in finished.items()}
+        with_trainer = db.execute(
+            "select count(*) from course_session where trainer_id is not null"
+        ).fetchone()[0]
         replaced = db.execute("select status from booking where ref = 'BK-24006'").fetchone()
         assert replaced == ("replaced",)
     assert 0 < int(finished["impact"]) < int(finished["end"])  # fewer answer months later
+    assert 0 < int(finished["trainer"]) <= with_trainer  # one report per session at most
 
     report = out / "report" / "report.html"
     assert f"Quarterly report (2026Q4): {report.resolve()}" in text

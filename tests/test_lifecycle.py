@@ -115,10 +115,17 @@ def test_a_booking_from_confirmation_to_impact_through_evalbot_tick(
 
     # End-of-course evaluation at the end of the session, to Alice only; reminders after 2 days
     # and (on Saturday, so Monday) after 5, until she answers.
+    # The trainer's report opens with it, to Tariq, and is reminded once, after 2 days.
     run_tick(cli_env, "2026-03-16T16:30")
-    assert inbox.new() == [(ALICE, f"How was {COURSE}? Your evaluation and certificate")]
+    assert inbox.new() == [
+        (ALICE, f"How was {COURSE}? Your evaluation and certificate"),
+        (TARIQ, f"Your report on {COURSE}, 16 March 2026"),
+    ]
     run_tick(cli_env, "2026-03-18T16:30")
-    assert inbox.new() == [(ALICE, f"Reminder: How was {COURSE}? Your evaluation")]
+    assert inbox.new() == [
+        (ALICE, f"Reminder: How was {COURSE}? Your evaluation"),
+        (TARIQ, f"Reminder: Your report on {COURSE}, 16 March 2026"),
+    ]
     run_tick(cli_env, "2026-03-21T16:30")
     assert inbox.new() == []
     run_tick(cli_env, "2026-03-23T08:00")
@@ -220,6 +227,7 @@ def test_nothing_goes_out_over_easter(world, engine, settings):
     assert timeline.sent_at(since=since) == [
         (ALICE, "survey-invitation", at("2026-04-07 08:00")),
         (CHLOE, "survey-invitation", at("2026-04-07 08:00")),
+        (TARIQ, "survey-invitation", at("2026-04-07 08:00")),  # the trainer's report
         # The register left open 24 hours after the end: Friday evening, so Tuesday too.
         (TARIQ, "register-reminder", at("2026-04-07 08:00")),
     ]
@@ -256,13 +264,15 @@ def test_after_downtime_what_is_still_open_goes_out_and_what_closed_does_not(
     assert timeline.sent(since=since) == [
         (ALICE, "survey-invitation", "end"),
         (CHLOE, "survey-invitation", "end"),
+        (TARIQ, "survey-invitation", "trainer"),
     ]
     reminders = timeline.rows(template="survey-reminder")
     assert [row.state for row in reminders] == ["withdrawn", "withdrawn"]
     # Stopped again for ten days: the end-of-course reminders due meanwhile are not sent in a
     # burst. One (the latest due) goes now, and none twice.
     # The register reminder, due on the 17th at 16:30, goes too: the register is still open and
-    # the end-of-course period has not ended.
+    # the end-of-course period has not ended. The trainer's report closed on the 23rd: its
+    # reminder is not sent late.
     timeline.tick("2026-03-27 11:00")
     assert timeline.sent(since=at("2026-03-27 00:00")) == [
         (ALICE, "survey-reminder", "end"),
@@ -302,6 +312,7 @@ def test_re_planning_after_a_time_change_moves_what_is_still_to_come(world, engi
     assert sorted(timeline.sent(since=at("2026-03-23 16:00"))) == [
         (ALICE, "survey-invitation", "end"),
         (CHLOE, "survey-invitation", "end"),
+        (TARIQ, "survey-invitation", "trainer"),  # the trainer's report moved with it
     ]
 
 
@@ -373,13 +384,15 @@ def test_a_tick_outside_the_window_sends_nothing_that_belongs_in_it(world, engin
     # stops until Saturday: the evaluation is overdue, but Saturday is outside the window.
     timeline.tick("2026-03-16 16:30", deliver=False)
     report = timeline.tick("2026-03-21 10:00")
-    assert report.held == 2 and timeline.sent(since=at("2026-03-16 00:00")) == []
+    # (the two evaluations and the trainer's report)
+    assert report.held == 3 and timeline.sent(since=at("2026-03-16 00:00")) == []
     timeline.tick("2026-03-22 20:00")
     assert timeline.sent(since=at("2026-03-16 00:00")) == []
     timeline.tick("2026-03-23 08:00")
     assert timeline.sent_at(since=at("2026-03-16 00:00")) == [
         (ALICE, "survey-invitation", at("2026-03-23 08:00")),
         (CHLOE, "survey-invitation", at("2026-03-23 08:00")),
+        (TARIQ, "survey-invitation", at("2026-03-23 08:00")),
         (TARIQ, "register-reminder", at("2026-03-23 08:00")),
     ]
 
@@ -450,7 +463,11 @@ def test_a_late_charge_and_a_certificate_through_evalbot_tick(
         "2026-03-16T16:00",
     )
     run_tick(cli_env, "2026-03-16T16:30")
-    assert inbox.new() == [(ALICE, f"How was {COURSE}? Your evaluation and certificate")]
+    report = f"Your report on {COURSE}, 16 March 2026"  # the trainer's
+    assert inbox.new() == [
+        (ALICE, f"How was {COURSE}? Your evaluation and certificate"),
+        (TARIQ, report),
+    ]
     Timeline(engine, settings).finish("BK-1001", Stage.END, "2026-03-16 18:00")
     output = run_tick(cli_env, "2026-03-16T18:05")  # after the window: waits for the morning
     assert "Certificate notices: 1" in output and inbox.new() == []
@@ -460,7 +477,8 @@ def test_a_late_charge_and_a_certificate_through_evalbot_tick(
     assert "http://" in bodies(smtp, ALICE)[-1] and "/certificate/" in bodies(smtp, ALICE)[-1]
     for moment in ("2026-03-17T09:00", "2026-03-18T16:30", "2026-03-30T16:30"):
         assert "Certificate notices: 0" in run_tick(cli_env, moment)
-    assert inbox.new() == []  # no reminder of a finished evaluation, no second certificate
+    # No reminder of a finished evaluation, no second certificate: only the trainer's reminder.
+    assert inbox.new() == [(TARIQ, f"Reminder: {report}")]
 
 
 def test_a_register_corrected_after_the_no_show_notices_went_out(
@@ -511,11 +529,15 @@ def test_a_register_corrected_after_the_no_show_notices_went_out(
     # As an attendee again she gets the end-of-course evaluation, and her certificate.
     run_tick(cli_env, "2026-03-16T16:30")
     evaluation = f"How was {COURSE}? Your evaluation and certificate"
-    assert inbox.new() == [(ALICE, evaluation), (CHLOE, evaluation)]
+    report = f"Your report on {COURSE}, 16 March 2026"  # the trainer's
+    assert inbox.new() == [(ALICE, evaluation), (CHLOE, evaluation), (TARIQ, report)]
     Timeline(engine, settings).finish("BK-1002", Stage.END, "2026-03-17 09:00")
     run_tick(cli_env, "2026-03-17T09:01")
     assert inbox.new() == [(CHLOE, f"Your certificate of attendance: {COURSE}")]
     # Nothing about the no-show ever again; Alice alone is reminded.
     for moment in ("2026-03-17T12:00", "2026-03-18T16:30", "2026-03-30T16:30"):
         run_tick(cli_env, moment)
-    assert inbox.new() == [(ALICE, f"Reminder: How was {COURSE}? Your evaluation")]
+    assert inbox.new() == [
+        (ALICE, f"Reminder: How was {COURSE}? Your evaluation"),
+        (TARIQ, f"Reminder: {report}"),
+    ]

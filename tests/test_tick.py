@@ -175,9 +175,13 @@ def test_a_closed_register_turns_into_no_show_notices(world, engine, settings):
         CHLOE,
         DEV,
     ]
-    # The no-show delegate gets no end-of-course evaluation; Alice does.
+    # The no-show delegate gets no end-of-course evaluation; Alice does (and the trainer is
+    # asked for a report).
     timeline.tick("2026-03-16 16:30")
-    assert timeline.sent(since=at("2026-03-16 16:30")) == [(ALICE, "survey-invitation", "end")]
+    assert timeline.sent(since=at("2026-03-16 16:30")) == [
+        (ALICE, "survey-invitation", "end"),
+        (TARIQ, "survey-invitation", "trainer"),
+    ]
     assert timeline.invitations("BK-1002")["end"] == "withdrawn"
 
 

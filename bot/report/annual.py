@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.report.breakdowns import breakdown_tables, target_table
 from bot.report.csvfile import write_table
 from bot.report.files import ReportFiles
+from bot.report.trainers import annual_trainer_table
 from bot.report.trend import trend_charts, trend_tables
 from bot.settings import REPORT_MIN_GROUP
 from bot.templating import environment
@@ -43,6 +44,8 @@ def write_annual(
     tables.update(breakdown_tables(report.breakdowns, report.smallest_group, what="year"))
     if targets:
         tables["targets"] = target_table(check_targets(report.whole, targets), zone)
+    if report.trainers and report.trainers[-1][1].sent:
+        tables["annual_trainer_reports"] = annual_trainer_table(report.trainers)
     for table in tables.values():
         files.csvs.append(write_table(out, table, zone))
     html = (

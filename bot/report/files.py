@@ -28,6 +28,7 @@ from bot.report.tables import (
     build_tables,
     satisfaction_pivot,
 )
+from bot.report.trainers import trainer_table
 from bot.report.trend import trend_tables
 from bot.settings import REPORT_MIN_GROUP
 from bot.templating import environment
@@ -114,6 +115,8 @@ def write_report(
         tables.update(breakdown_tables(report.breakdowns, report.smallest_group, what="quarter"))
         if targets and report.summary is not None:
             tables["targets"] = target_table(check_targets(report.summary, targets), zone)
+        if report.trainers is not None and report.trainers.rows:
+            tables["trainer_reports"] = trainer_table(report.trainers, anonymous=anonymous)
         step("tables")
         for table in tables.values():
             files.csvs.append(write_table(out, table, zone))

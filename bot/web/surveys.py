@@ -210,8 +210,10 @@ def _certificate(
     session: Session, settings: Settings, invitation: SurveyInvitation, now: datetime
 ) -> _Certificate:
     """For a delegate's end-of-course survey: the certificate, by the certificates' own rules."""
+    if invitation.stage != Stage.END or invitation.booking_id is None:
+        return _Certificate()
     booking = session.get(Booking, invitation.booking_id)
-    if booking is None or invitation.stage != Stage.END:
+    if booking is None:
         return _Certificate()
     if invitation.person_id != booking.delegate_id:
         return _Certificate()
@@ -233,8 +235,10 @@ def _certificate(
 
 def _issue_certificate(session: Session, settings: Settings, invitation: SurveyInvitation) -> None:
     """On finishing the end-of-course survey: record the certificate link if it is earned."""
+    if invitation.stage != Stage.END or invitation.booking_id is None:
+        return
     booking = session.get(Booking, invitation.booking_id)
-    if booking is None or invitation.stage != Stage.END:
+    if booking is None:
         return
     if invitation.person_id == booking.delegate_id and certificate_status(session, booking).ready:
         certificate_link(session, booking, secret=settings.secret)

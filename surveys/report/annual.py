@@ -11,8 +11,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from surveys.report.breakdowns import breakdowns, hide_measures, hide_small_breakdowns
-from surveys.report.periods import Quarter, Year
+from surveys.report.periods import Period, Quarter, Year
 from surveys.report.rows import BreakdownRow, PeriodSummary
+from surveys.report.trainers import TrainerReports, trainer_totals
 from surveys.report.trend import combine, measures, period_summary, suppress_small
 
 
@@ -26,6 +27,8 @@ class AnnualReport:
     smallest_group: int | None = None
     # The year by "sector", "agency", "role" and "level".
     breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)
+    # The trainers' reports counted per quarter and for the year: (label, totals).
+    trainers: list[tuple[str, TrainerReports]] = field(default_factory=list)
 
     @property
     def columns(self) -> list[PeriodSummary]:
@@ -73,6 +76,10 @@ def annual_report(
             hide_small_breakdowns(found, smallest),
             (key for key, m in measures(summaries[4]).items() if m.suppressed),
         )
+    periods: list[Period] = [*year.quarters, year]
+    trainers = [
+        (period.label, trainer_totals(session.connection(), period, zone)) for period in periods
+    ]
     return AnnualReport(
         year=year,
         zone=zone,
@@ -81,4 +88,5 @@ def annual_report(
         whole=summaries[4],
         smallest_group=smallest,
         breakdowns=found,
+        trainers=trainers,
     )

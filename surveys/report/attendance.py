@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from surveys.models import BookingStatus, InvitationStatus, SessionStatus, Stage
+from surveys.models import BOOKING_STAGES, BookingStatus, InvitationStatus, SessionStatus
 from surveys.report.periods import (
     Period,
 )
@@ -256,7 +256,7 @@ def response_rates(connection: Connection, period: Period, zone: ZoneInfo) -> li
     )
     found = {row.stage: row for row in connection.execute(query)}
     rows = []
-    for stage in Stage:
+    for stage in BOOKING_STAGES:  # the trainers' reports have their own section
         row = found.get(stage.value)
         if row is None:
             rows.append(ResponseRow(stage.value, 0, 0, 0, 0, None, None))

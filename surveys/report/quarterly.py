@@ -33,6 +33,7 @@ from surveys.report.rows import (
     QuarterlyReport,
 )
 from surveys.report.scrub import name_scrubber
+from surveys.report.trainers import trainer_reports
 from surveys.report.trend import period_summary, summarise
 from surveys.report.voices import voices
 
@@ -95,7 +96,9 @@ def quarterly_report(
         # matched alongside.
         previous = period_summary(connection, quarter.previous, zone, now)
         parts["breakdowns"] = breakdowns(connection, quarter, zone)
-        parts["voices"] = voices(connection, quarter, zone, name_scrubber(connection))
+        scrub = name_scrubber(connection)
+        parts["voices"] = voices(connection, quarter, zone, scrub)
+        parts["trainers"] = trainer_reports(connection, quarter, zone, scrub)
         parts["offers"] = place_offers(connection, quarter, zone)
         parts.update(answers_part(connection) if alongside is None else alongside.result())
     report = QuarterlyReport(

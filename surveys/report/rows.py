@@ -13,6 +13,7 @@ from surveys.report.periods import (
 
 if TYPE_CHECKING:
     from surveys.report.offers import OfferRow
+    from surveys.report.trainers import TrainerReports
 
 
 @dataclass(frozen=True)
@@ -277,3 +278,5 @@ class QuarterlyReport:
     voices: Voices | None = None
     # Places freed and offered to the waiting list, per course then in all (surveys/report/offers).
     offers: list[OfferRow] = field(default_factory=list)
+    # The trainers' own reports on the quarter's sessions (surveys/report/trainers).
+    trainers: TrainerReports | None = None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from surveys.models import Sector, Stage
+from surveys.models import BOOKING_STAGES, Sector, Stage
 from surveys.report.rows import Measured, PeriodSummary
 
 TargetKind = Literal["pct", "mean", "change"]
@@ -56,7 +56,7 @@ TARGETS: dict[str, Target] = {
         f"{stage.value}_response_rate": Target(
             f"{stage.value.capitalize()} surveys finished, of those sent", "pct", _response(stage)
         )
-        for stage in Stage
+        for stage in BOOKING_STAGES
     },
     "satisfaction_mean": Target("Mean satisfaction (1-5)", "mean", lambda s: s.satisfaction.value),
     "satisfied_share": Target("Rated 4 or 5", "pct", lambda s: s.satisfied.value),

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
-from surveys.models import SessionStatus, Stage
+from surveys.models import BOOKING_STAGES, SessionStatus
 from surveys.report.attendance import attendance, overview, response_rates, sessions
 from surveys.report.evaluation import applied, change, satisfaction
 from surveys.report.periods import Period
@@ -125,7 +125,9 @@ def combine(label: str, parts: Sequence[PeriodSummary]) -> PeriodSummary:
         weighted = sum(m.value * m.n for m in found if m.value is not None)
         return Measured(weighted / n if n else None, sum(m.n for m in found))
 
-    stages = [s for s in (stage.value for stage in Stage) if any(s in p.responses for p in parts)]
+    stages = [
+        s for s in (stage.value for stage in BOOKING_STAGES) if any(s in p.responses for p in parts)
+    ]
     sectors: dict[str, int] = {}
     for part in parts:
         for sector, held in part.held_by_sector.items():
@@ -207,4 +209,8 @@ def suppress_small(
 
 def stage_order(summaries: Sequence[PeriodSummary]) -> list[str]:
     """The stages any of the summaries has, in the surveys' order."""
-    return [stage.value for stage in Stage if any(stage.value in s.responses for s in summaries)]
+    return [
+        stage.value
+        for stage in BOOKING_STAGES
+        if any(stage.value in s.responses for s in summaries)
+    ]

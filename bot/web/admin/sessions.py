@@ -18,6 +18,7 @@ from schedules.cancellation import CancelStatus, cancel_booking, cancellation_te
 from surveys.console import DELEGATE_STAGES, session_responses
 from surveys.console_search import When, find_sessions, roster, session_line
 from surveys.models import Booking, CourseSession, Person, Stage
+from surveys.trainer_answers import session_trainer_report
 
 router = APIRouter()
 
@@ -118,6 +119,9 @@ def session_page(
             "responses": session_responses(session, session_id),
             "stages": [stage.value for stage in DELEGATE_STAGES],
             "stage_names": STAGE_NAMES,
+            "trainer_report": session_trainer_report(
+                session, session_id, directory=settings.survey_definitions_dir
+            ),
         },
     )
 
