@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
+from bot.web.admin.dashboard import notable_issues, quarter_of
 from schedules.planning import cancel_session
 from schedules.policy import load_policy
 from surveys import engine as survey_engine
@@ -214,6 +215,24 @@ def test_the_quarterly_report_has_the_trainers_reports_with_names_taken_out(
     assert "1 of 1 trainer asked sent one (100%)" in page
     assert "the trainers of 1 session reported a concern raised during the session" in page
     assert "lent us her laptop" in page and "Alice Okafor" not in page.split('id="trainers"')[1]
+    # The concern is among the notable issues, in the report and on the console's dashboard.
+    issues = page[page.index('<h2 id="issues">') :]
+    assert "Safeguarding concern raised" in issues and "(WT-2026-03-16)" in issues
+    with (out / "notable_issues.csv").open(encoding="utf-8-sig") as handle:
+        kinds = [row["kind"] for row in csv.DictReader(handle)]
+    assert "Safeguarding concern raised" in kinds
+    with Session(engine) as console_session:
+        on_dashboard = notable_issues(
+            console_session,
+            quarter_of(at("2026-03-17 10:00").date(), "calendar"),
+            zone=settings.zone,
+            alert_rate=0.15,
+            now=at("2026-03-17 10:00"),
+        )
+    assert (
+        "Safeguarding concern raised",
+        "Working Together to Safeguard Children (WT-2026-03-16)",
+    ) in [(issue.kind, issue.subject) for issue in on_dashboard]
     with (out / "trainer_reports.csv").open(encoding="utf-8-sig") as handle:
         [row] = list(csv.DictReader(handle))
     assert row["session_ref"] == "WT-2026-03-16" and row["trainer"] == "Tariq Aziz"

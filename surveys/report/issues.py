@@ -15,7 +15,8 @@ from surveys.report.rows import (
 
 
 def issues(report: QuarterlyReport, *, now: datetime) -> list[IssueRow]:
-    """What a board should notice: no-show rates above the alert rate, thin and cancelled runs."""
+    """What a board should notice: no-show rates above the alert rate, thin and cancelled runs,
+    registers left open, and sessions where the trainer reported a safeguarding concern."""
     threshold = report.no_show_alert_rate
     found: list[IssueRow] = []
     for kind, rows in (("Agency", report.by_agency), ("Course", report.by_course)):
@@ -63,6 +64,16 @@ def issues(report: QuarterlyReport, *, now: datetime) -> list[IssueRow]:
                     "Register not closed",
                     f"{session_row.course} ({session_row.ref})",
                     plural(session_row.unmarked, "booking is", "bookings are") + " not yet marked",
+                )
+            )
+    for trainer_row in report.trainers.rows if report.trainers is not None else []:
+        if trainer_row.concern == "yes":
+            found.append(
+                IssueRow(
+                    "Safeguarding concern raised",
+                    f"{trainer_row.course} ({trainer_row.ref})",
+                    "the trainer reported a concern raised or disclosed during the session "
+                    "(the trainers' reports give the details)",
                 )
             )
     return found

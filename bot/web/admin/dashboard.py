@@ -26,6 +26,8 @@ from surveys.console import (
 from surveys.models import OutboxState
 from surveys.report import IssueRow, Quarter, QuarterlyReport, attendance, issues, overview
 from surveys.report import sessions as quarter_sessions
+from surveys.report.scrub import NameScrubber
+from surveys.report.trainers import trainer_reports
 
 router = APIRouter()
 
@@ -148,7 +150,8 @@ def notable_issues(
     session: Session, quarter: Quarter, *, zone: ZoneInfo, alert_rate: float, now: datetime
 ) -> list[IssueRow]:
     """The issues the quarterly report lists for ``quarter`` so far, from the report's own
-    functions (only the figures they rest on are read: attendance and sessions)."""
+    functions (only the figures they rest on are read: attendance, sessions, trainers'
+    reports)."""
     connection = session.connection()
     levels = attendance(connection, quarter, zone)
     partial = QuarterlyReport(
@@ -172,5 +175,7 @@ def notable_issues(
         examples=[],
         example_count=0,
         manager=[],
+        # Only which sessions had a concern is read here: nothing to scrub.
+        trainers=trainer_reports(connection, quarter, zone, NameScrubber([])),
     )
     return issues(partial, now=now)
