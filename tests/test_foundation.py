@@ -41,7 +41,23 @@ def test_upgrade_builds_every_table_on_empty_sqlite(tmp_path: Path):
 
 def test_upgrade_on_postgres(postgres_engine):
     assert db.current_revision(postgres_engine) == db.head_revision()
+    assert db.stored_revision(postgres_engine) == db.head_revision()
     assert "booking" in inspect(postgres_engine).get_table_names()
+
+
+def test_the_schema_check_reads_what_alembic_reads(tmp_path: Path):
+    """Every command checks the schema without loading alembic: the revisions it reads are
+    alembic's, for the migration files and for an empty, a migrated and an older database."""
+    assert db.newest_revision() == db.head_revision() is not None
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'check.db'}")
+    assert db.stored_revision(engine) is None is db.current_revision(engine)
+    db.upgrade(engine)
+    assert db.stored_revision(engine) == db.current_revision(engine) == db.head_revision()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+    assert db.stored_revision(engine) == db.current_revision(engine) == "0002"
+    with pytest.raises(db.SchemaOutOfDate, match="is at schema revision 0002"):
+        db.ensure_current(engine)
 
 
 def test_commands_refuse_an_out_of_date_database(tmp_path: Path, monkeypatch):
