@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from surveys.booking_csv import Row
 
 _HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
+_PLACE_OR_NONE = frozenset({None, *_HOLDS_A_PLACE})  # no status: booked
 
 
 class Agreement:
@@ -45,8 +46,10 @@ class Agreement:
     def check_delegate(self, row: Row, problems: list[Problem]) -> bool:
         """The checks of the row's own booking, for a row whose session, course and agency cells
         are those of an earlier row that agreed: they agree again, and change nothing kept."""
-        found = self._booking(row)
-        found.extend(self._place(row))
+        first = self.bookings.setdefault(
+            row.booking_ref, (row.line, row.delegate_email, row.session_ref)
+        )
+        found = self._place(row) if first[0] == row.line else self._booking(row) + self._place(row)
         problems.extend(found)
         return not found
 
@@ -142,12 +145,15 @@ class Agreement:
     def _place(self, row: Row) -> list[Problem]:
         """A person on a session's waiting list cannot also hold a place on it."""
         waiting = row.status is BookingStatus.WAITING
-        if not waiting and row.status not in (None, *_HOLDS_A_PLACE):
+        if not waiting and row.status not in _PLACE_OR_NONE:
             return []
         key = (row.delegate_email, row.session_ref)
-        before = self.places.setdefault(key, (row.line, row.booking_ref, waiting))
+        mine = (row.line, row.booking_ref, waiting)
+        before = self.places.setdefault(key, mine)
+        if before is mine:
+            return []
         if before[1] == row.booking_ref:
-            self.places[key] = (row.line, row.booking_ref, waiting)  # a later row wins
+            self.places[key] = mine  # a later row wins
             return []
         if before[2] == waiting:
             return []

@@ -42,9 +42,13 @@ def insert_many(
     On SQLite, ``same`` is written into the statement once, and only ``rows`` are bound.
     """
     dialect = session.get_bind().dialect
-    converters = [converter(table.c[name].type, dialect.name) for name in names]
-    if any(converters):
-        rows = (_converted(row, converters) for row in rows)
+    converters = [
+        (at, convert)
+        for at, name in enumerate(names)
+        if (convert := converter(table.c[name].type, dialect.name)) is not None
+    ]
+    if converters:
+        rows = [_converted(row, converters) for row in rows]
     fixed = {
         name: value if value is None or convert is None else convert(value)
         for name, value in (same or {}).items()
@@ -66,12 +70,13 @@ def insert_many(
 
 
 def _converted(
-    row: Sequence[Any], converters: list[Callable[[Any], Any] | None]
+    row: Sequence[Any], converters: list[tuple[int, Callable[[Any], Any]]]
 ) -> tuple[Any, ...]:
-    return tuple(
-        value if value is None or convert is None else convert(value)
-        for value, convert in zip(row, converters, strict=True)
-    )
+    values = list(row)
+    for at, convert in converters:
+        if values[at] is not None:
+            values[at] = convert(values[at])
+    return tuple(values)  # as the driver is given them
 
 
 def _quoted(name: str) -> str:
