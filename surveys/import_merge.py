@@ -166,7 +166,7 @@ class Writer:
     def _conflicts(self, rows: list[Row], stored: dict[str, _Booking]) -> list[Problem]:
         problems = []
         reported: set[str] = set()
-        for row in rows:
+        for row in rows if stored else ():
             booking = stored.get(row.booking_ref)
             if (
                 booking is None
