@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli import AREAS, app, build
 from bot.settings import SettingsError, load_settings
 from surveys import db
 
@@ -114,3 +116,26 @@ def test_python_dash_m_bot_is_the_same_command():
         [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
     )
     assert "import" in result.stdout and "status" in result.stdout
+
+
+def test_each_command_is_found_in_the_area_that_loads_it():
+    """`evalbot CMD` from the shell loads only the module that defines CMD (``AREAS``): every
+    command must be listed there, once."""
+    for area, names in AREAS.items():
+        assert set(typer.main.get_command(build((area,))).commands) == set(names), area
+    every = [name for names in AREAS.values() for name in names]
+    assert sorted(typer.main.get_command(build()).commands) == sorted(every)
+
+
+def test_an_import_run_from_the_shell(tmp_path: Path):
+    env = {**os.environ, "EVALBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'shell.db'}"}
+    for command in (["db", "upgrade"], ["import", "bookings", "examples/bookings.csv"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert result.returncode == 0, result.stderr
+    assert "Imported 8 booking rows" in result.stdout
