@@ -10,12 +10,15 @@ UK dates) in a temporary folder. Each round, interleaved so the machine's load f
 - import: ``evalbot import bookings FILE`` (a child process, as users run it) into a new,
   migrated SQLite database;
 - re-import: the same command again on that database (nothing changes);
-- start-up: ``evalbot import bookings --help`` (what every command pays before it starts);
+- one row: ``evalbot import bookings`` of a one-row file into a new database (the command's
+  start-up with its settings, policy and schema check);
+- start-up: ``evalbot import bookings --help`` (loading the command, before any of that);
 - in one process, as issue 16 first measured: the baseline's work, and ``import_file``.
 
-Each child's peak memory is its own VmHWM, read from /proc/<pid>/status while it runs. Prints
-the median of each, the ratio of the medians, and the load average before and after. Then the
-import's peak memory for a tenth of the rows and for all of them, to show how it grows.
+Each child's CPU time (user + system, from ``wait4`` as it ends) is steadier on a shared
+machine than its wall time; both are shown, each as a ratio to the baseline's median in the
+same run. Each child's peak memory is its own VmHWM, read from /proc/<pid>/status while it
+runs. Then the import's peak memory for a tenth of the rows, to show how it grows.
 """
 
 from __future__ import annotations
@@ -94,39 +97,45 @@ def write_export(path: Path, rows: int) -> None:
             )
 
 
-def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak memory (MiB, the child's own VmHWM) of one child process."""
+def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak memory (MiB, its own VmHWM) of one child process."""
     began = time.perf_counter()
-    child = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    peak = [0]
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        peak = [0]
+        done = threading.Event()
 
-    def watch() -> None:
-        status = Path(f"/proc/{child.pid}/status")
-        while child.poll() is None:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-            except (OSError, ValueError, IndexError):
-                pass
-            time.sleep(0.002)
+        def watch() -> None:
+            status = Path(f"/proc/{child.pid}/status")
+            while not done.is_set():
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                except (OSError, ValueError, IndexError):
+                    pass
+                time.sleep(0.002)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    _, errors = child.communicate()
-    elapsed = time.perf_counter() - began
-    watcher.join()
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{errors}")
-    return elapsed, peak[0] / 1024
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        # wait4 gives the child's own CPU time (user + system) as it ends, as /proc/<pid>/stat
+        # would; the child stays a zombie until then, so its status is readable to the end.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        done.set()
+        watcher.join()
+        _, code, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(code)
+        elapsed = time.perf_counter() - began
+        if child.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{errors.read()}")
+    return elapsed, usage.ru_utime + usage.ru_stime, peak[0] / 1024
 
 
-def in_process_baseline(export: Path, folder: Path, n: int) -> float:
+def in_process_baseline(export: Path, folder: Path, n: int) -> tuple[float, float, float]:
     """The baseline's work in this process (no start-up), as issue 16 measured it."""
     columns = [*REQUIRED, *EXTRA]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     connection = sqlite3.connect(folder / f"ib{n}.db")
     connection.execute("CREATE TABLE booking (" + ", ".join(c + " TEXT" for c in columns) + ")")
     with export.open(newline="", encoding="utf-8") as handle:
@@ -136,20 +145,20 @@ def in_process_baseline(export: Path, folder: Path, n: int) -> float:
         connection.executemany(f"INSERT INTO booking VALUES ({marks})", reader)
     connection.commit()
     connection.close()
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu, 0.0
 
 
-def in_process_import(export: Path, folder: Path, n: int) -> float:
+def in_process_import(export: Path, folder: Path, n: int) -> tuple[float, float, float]:
     """``import_file`` in this process, as ``evalbot import bookings`` calls it (no start-up)."""
     engine = db.make_engine(fresh_database(folder, f"ie{n}.db"))
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     with db.session_scope(engine) as session:
         import_file(
             session, export, zone=ZoneInfo("Europe/London"), now=datetime.now(UTC), actor="bench"
         )
-    elapsed = time.perf_counter() - began
+    elapsed, used = time.perf_counter() - began, time.process_time() - cpu
     engine.dispose()
-    return elapsed
+    return elapsed, used, 0.0
 
 
 def fresh_database(folder: Path, name: str) -> str:
@@ -164,23 +173,33 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
+KINDS = {
+    "baseline": "baseline: csv + executemany, a child",
+    "import": "evalbot import bookings FILE",
+    "re-import": "the same again (nothing changes)",
+    "one row": "evalbot import bookings ONE-ROW",
+    "start-up": "evalbot import bookings --help",
+    "in-process baseline": "in one process: the baseline",
+    "in-process import": "in one process: import_file",
+}
+
+
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     evalbot = str(Path(sys.executable).parent / "evalbot")
     baseline_code = BASELINE.format(columns=[*REQUIRED, *EXTRA])
-    results: dict[str, list[tuple[float, float]]] = {
-        "baseline": [],
-        "import": [],
-        "re-import": [],
-        "start-up": [],
-        "in-process baseline": [],
-        "in-process import": [],
-    }
+    results: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        export = folder / "bookings.csv"
+        export, one = folder / "bookings.csv", folder / "one.csv"
         write_export(export, rows)
+        write_export(one, 1)
+        # An installed Evalbot has its modules compiled; a run with PYTHONDONTWRITEBYTECODE set
+        # would compile them again at every start. One untimed run writes them first.
+        warm = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, "warm.db")}
+        warm.pop("PYTHONDONTWRITEBYTECODE", None)
+        measured([evalbot, "import", "bookings", str(one)], warm)
         load_before = load()
         for n in range(rounds):
             results["baseline"].append(
@@ -191,27 +210,31 @@ def main() -> None:
             env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, f"e{n}.db")}
             results["import"].append(measured([evalbot, "import", "bookings", str(export)], env))
             results["re-import"].append(measured([evalbot, "import", "bookings", str(export)], env))
+            env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, f"o{n}.db")}
+            results["one row"].append(measured([evalbot, "import", "bookings", str(one)], env))
             results["start-up"].append(measured([evalbot, "import", "bookings", "--help"], env))
-            results["in-process baseline"].append((in_process_baseline(export, folder, n), 0.0))
-            results["in-process import"].append((in_process_import(export, folder, n), 0.0))
+            results["in-process baseline"].append(in_process_baseline(export, folder, n))
+            results["in-process import"].append(in_process_import(export, folder, n))
         load_after = load()
         tenth = folder / "tenth.csv"
         write_export(tenth, rows // 10)
         env = {**os.environ, "EVALBOT_DATABASE_URL": fresh_database(folder, "tenth.db")}
-        _, tenth_peak = measured([evalbot, "import", "bookings", str(tenth)], env)
+        _, _, tenth_peak = measured([evalbot, "import", "bookings", str(tenth)], env)
 
-    median = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
-    in_process = median["in-process import"] / median["in-process baseline"]
-    memory = {k: statistics.median(m for _, m in v) for k, v in results.items()}
-    print(f"{rows:,} rows, {rounds} rounds interleaved; load average {load_before} -> {load_after}")
-    print(f"{'':<11}{'median s':>9}{'x baseline':>11}{'peak MiB':>9}")
-    for kind in ("baseline", "import", "re-import", "start-up"):
-        ratio = median[kind] / median["baseline"]
-        print(f"{kind:<11}{median[kind]:>9.2f}{ratio:>11.2f}{memory[kind]:>9.0f}")
-    print(
-        f"in one process (as issue 16 measured): baseline {median['in-process baseline']:.2f} s, "
-        f"import {median['in-process import']:.2f} s, x{in_process:.2f}"
+    wall, cpu, memory = (
+        {kind: statistics.median(run[i] for run in runs) for kind, runs in results.items()}
+        for i in range(3)
     )
+    print(f"{rows:,} rows, {rounds} rounds interleaved; load average {load_before} -> {load_after}")
+    heading = f"median of {rounds}"
+    print(f"{heading:<37}{'wall s':>7}{'x base':>7}{'CPU s':>7}{'x base':>7}{'MiB':>5}")
+    for kind, label in KINDS.items():
+        base = "in-process baseline" if kind.startswith("in-process") else "baseline"
+        print(
+            f"{label:<37}{wall[kind]:>7.2f}{wall[kind] / wall[base]:>7.2f}"
+            f"{cpu[kind]:>7.2f}{cpu[kind] / cpu[base]:>7.2f}"
+            + (f"{memory[kind]:>5.0f}" if memory[kind] else "")
+        )
     print(
         f"import peak memory: {tenth_peak:.0f} MiB for {rows // 10:,} rows, "
         f"{memory['import']:.0f} MiB for {rows:,} (x{memory['import'] / tenth_peak:.2f} "

@@ -13,14 +13,15 @@ import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from surveys.booking_agreement import Agreement
 from surveys.booking_fields import (
     DATE_HINT,
     BadValue,
-    clip,
     email_reader,
     parse_local_datetime,
     parse_sector,
@@ -34,6 +35,7 @@ from surveys.booking_fields import (
     read_sector,
     read_status,
     read_when,
+    text_limit,
     text_reader,
 )
 from surveys.booking_text import (
@@ -100,32 +102,65 @@ csv.field_size_limit(max(csv.field_size_limit(), 1 << 24))
 
 @dataclass(slots=True)
 class Row:
+    """One checked row. Its fields come in three groups: the delegate's own, then those the
+    same on every row of an agency, then those the same on every row of a session."""
+
     line: int
     booking_ref: str
+    delegate_name: str
+    delegate_email: str
+    role: str | None
+    booked_at: datetime | None
+    status: BookingStatus | None
+    delegate_mobile: str | None
+    agency: str
+    agency_key: str  # the agency's name in lower case: agencies are matched by it
+    sector: Sector
+    manager_name: str
+    manager_email: str
+    manager_mobile: str | None
     session_ref: str
     course_title: str
     starts_at: datetime
     ends_at: datetime
     venue: str
-    delegate_name: str
-    delegate_email: str
-    agency: str
-    sector: Sector
-    manager_name: str
-    manager_email: str
-    course_level: str | None = None
-    course_length: Duration | None = None
-    course_type: str | None = None
-    role: str | None = None
-    min_places: int | None = None
-    max_places: int | None = None
-    trainer_email: str | None = None
-    trainer_name: str | None = None
-    booked_at: datetime | None = None
-    status: BookingStatus | None = None
-    delegate_mobile: str | None = None
-    manager_mobile: str | None = None
-    joining_link: str | None = None
+    course_level: str | None
+    course_length: Duration | None
+    course_type: str | None
+    min_places: int | None
+    max_places: int | None
+    trainer_email: str | None
+    trainer_name: str | None
+    joining_link: str | None
+
+
+# The columns read into each group of ``Row``'s fields (agency_sector is its ``sector``).
+DELEGATE = (
+    "booking_ref",
+    "delegate_name",
+    "delegate_email",
+    "role",
+    "booked_at",
+    "status",
+    "delegate_mobile",
+)
+AGENCY = ("agency", "agency_sector", "manager_name", "manager_email", "manager_mobile")
+SESSION = (
+    "session_ref",
+    "course_title",
+    "starts_at",
+    "ends_at",
+    "venue",
+    "course_level",
+    "course_length",
+    "course_type",
+    "min_places",
+    "max_places",
+    "trainer_email",
+    "trainer_name",
+    "joining_link",
+)
+_UNSET = dict.fromkeys(Row.__slots__)
 
 
 class Export:
@@ -137,7 +172,7 @@ class Export:
         self.columns: dict[str, int] = {}
         self.rows_read = 0
         self._source = source
-        self._agreement = _Agreement()
+        self._agreement = Agreement()
         self._plan: list[_Reader] = []
 
     def rows(self) -> Iterator[Row]:
@@ -153,14 +188,22 @@ class Export:
                 raise ImportFailed([Problem(1, None, "the file is empty; expected a header row")])
             self.columns = self._header(header)
             self._plan = _readers(self.columns, self.zone)
+            repeats = _Repeats(self.columns, self._plan)
+            agreement, problems = self._agreement, self.problems
             previous_line = reader.line_num
             for cells in reader:
                 line, previous_line = previous_line + 1, reader.line_num
                 if not (cells and cells[0].strip()) and not "".join(cells).strip():
                     continue  # a blank row
                 self.rows_read += 1
+                row = repeats.row(line, cells)
+                if row is not None:
+                    if agreement.check_delegate(row, problems):
+                        yield row
+                    continue
                 row = self._check(line, cells)
-                if row is not None and self._agreement.check(row, self.problems):
+                if row is not None and agreement.check(row, problems):
+                    repeats.remember(row, cells)
                     yield row
         except csv.Error as exc:
             where = reader.line_num
@@ -233,12 +276,84 @@ class Export:
         if found:
             self.problems.extend(found)
             return None
-        row = Row(**fields)
+        row = Row(**{**_UNSET, **fields, "agency_key": fields["agency"].lower()})
         found = _row_agrees(row, cells, self.columns)
         if found:
             self.problems.extend(found)
             return None
         return row
+
+
+class _Repeats:
+    """The agency's and the session's cells of rows that passed every check, with their values.
+
+    Most rows of an export repeat an earlier row's agency and session cells exactly: of those,
+    only the delegate's own cells are read, and only their own booking is checked against
+    earlier rows (``Agreement.check_delegate``). Any other row, and one whose own cells are not
+    right, is read cell by cell (``Export._check``), so its problems are reported as ever.
+    """
+
+    def __init__(self, columns: dict[str, int], plan: list[_Reader]):
+        readers = {reader[0]: reader for reader in plan}
+        # Each own cell the file has: where it is, where its value goes, how it is read.
+        self.own = [
+            (index, at, read, required, memo, _PLAIN.get(column, 0))
+            for at, column in enumerate(DELEGATE, start=1)
+            if column in readers
+            for _, index, _, read, required, memo in [readers[column]]
+        ]
+        self.width = max(columns.values()) + 1
+        self.agency_cells = itemgetter(*(columns[c] for c in AGENCY if c in columns))
+        self.session_cells = itemgetter(*(columns[c] for c in SESSION if c in columns))
+        self.agencies: dict[Any, tuple[Any, ...]] = {}
+        self.sessions: dict[Any, tuple[Any, ...]] = {}
+
+    def row(self, line: int, cells: list[str]) -> Row | None:
+        """The row, when its agency's and session's cells are known and its own are right."""
+        if len(cells) < self.width:
+            return None
+        agency = self.agencies.get(self.agency_cells(cells))
+        session = self.sessions.get(self.session_cells(cells))
+        if agency is None or session is None:
+            return None
+        values: list[Any] = [line, None, None, None, None, None, None, None]
+        for index, at, read, required, memo, plain in self.own:
+            value = cells[index].strip()
+            if not value:
+                if required:
+                    return None
+            elif len(value) <= plain and value.isprintable():
+                values[at] = value  # text within its column's limit (a quick check_text)
+            elif memo is not None and (known := memo.get(value)) is not None:
+                values[at] = known
+            else:
+                try:
+                    values[at] = read(value)
+                except BadValue:
+                    return None
+        return Row(*values, *agency, *session)
+
+    def remember(self, row: Row, cells: list[str]) -> None:
+        """Note the agency's and session's cells of a row that passed every check."""
+        for seen, key, values in (
+            (self.agencies, self.agency_cells, _AGENCY_FIELDS),
+            (self.sessions, self.session_cells, _SESSION_FIELDS),
+        ):
+            try:
+                cells_seen = key(cells)
+            except IndexError:
+                return
+            if len(seen) >= _MEMO:
+                seen.clear()
+            seen[cells_seen] = values(row)
+
+
+# The own cells read as plain text, with their limits (see ``text_reader``).
+_PLAIN = {column: text_limit(column) or 0 for column in ("booking_ref", "delegate_name", "role")}
+_AGENCY_FIELDS = attrgetter(
+    "agency", "agency_key", "sector", "manager_name", "manager_email", "manager_mobile"
+)
+_SESSION_FIELDS = attrgetter(*SESSION)  # named as their columns
 
 
 def _readers(columns: dict[str, int], zone: ZoneInfo) -> list[_Reader]:
@@ -318,125 +433,3 @@ _EMPTY = {
     "manager_email": "empty; expected an email address",
     "agency_sector": "empty; expected a sector such as health or education",
 }
-_HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
-
-
-class _Agreement:
-    """Rows that contradict earlier rows: one booking with two delegates, one session two ways,
-    one person both waiting and booked on a session. Keeps a little of each row it has seen."""
-
-    def __init__(self) -> None:
-        self.bookings: dict[str, tuple[int, str, str]] = {}
-        self.sessions: dict[str, tuple[int, str, datetime, datetime]] = {}
-        self.agencies: dict[str, tuple[int, Sector]] = {}
-        self.courses: dict[str, tuple[int, Duration | None, str | None]] = {}
-        self.places: dict[tuple[str, str], tuple[int, str, bool]] = {}
-
-    def check(self, row: Row, problems: list[Problem]) -> bool:
-        found: list[Problem] = []
-        line = row.line
-        first = self.bookings.setdefault(
-            row.booking_ref, (line, row.delegate_email, row.session_ref)
-        )
-        if first[0] != line and first[1] != row.delegate_email:
-            found.append(
-                Problem(
-                    line,
-                    "delegate_email",
-                    f"booking {clip(row.booking_ref)} is for {clip(first[1])} on line "
-                    f"{first[0]} but for {clip(row.delegate_email)} here; one booking "
-                    "reference is one delegate",
-                )
-            )
-        if first[0] != line and first[2] != row.session_ref:
-            found.append(
-                Problem(
-                    line,
-                    "session_ref",
-                    f"booking {clip(row.booking_ref)} is on session {clip(first[2])} on line "
-                    f"{first[0]} but on {clip(row.session_ref)} here",
-                )
-            )
-        described = (row.course_title, row.starts_at, row.ends_at)
-        session = self.sessions.setdefault(row.session_ref, (line, *described))
-        for column, theirs, mine in zip(
-            ("course_title", "starts_at", "ends_at"), session[1:], described, strict=True
-        ):
-            if theirs != mine:
-                found.append(
-                    Problem(
-                        line,
-                        column,
-                        f"session {clip(row.session_ref)} has a different {column} on line "
-                        f"{session[0]}; every row of a session must agree",
-                    )
-                )
-        agency = self.agencies.setdefault(row.agency.lower(), (line, row.sector))
-        if agency[1] != row.sector:
-            found.append(
-                Problem(
-                    line,
-                    "agency_sector",
-                    f"agency {quote(row.agency)} is {agency[1].value!r} on line {agency[0]} "
-                    f"but {row.sector.value!r} here",
-                )
-            )
-        found.extend(self._course(row))
-        found.extend(self._place(row))
-        problems.extend(found)
-        return not found
-
-    def _course(self, row: Row) -> list[Problem]:
-        if row.course_length is None and row.course_type is None:
-            return []
-        key = row.course_title.lower()
-        line, length, kind = self.courses.get(key, (row.line, None, None))
-        found = []
-        if row.course_length is not None:
-            if length is not None and length != row.course_length:
-                found.append(
-                    Problem(
-                        row.line,
-                        "course_length",
-                        f"course {quote(row.course_title)} is a {length.value} day on line "
-                        f"{line} but a {row.course_length.value} day here; a course has one length",
-                    )
-                )
-            length = length or row.course_length
-        if row.course_type is not None:
-            if kind is not None and kind != row.course_type:
-                found.append(
-                    Problem(
-                        row.line,
-                        "course_type",
-                        f"course {quote(row.course_title)} is {kind} on line {line} but "
-                        f"{row.course_type} here; a course has one type",
-                    )
-                )
-            kind = kind or row.course_type
-        self.courses[key] = (line, length, kind)
-        return found
-
-    def _place(self, row: Row) -> list[Problem]:
-        """A person on a session's waiting list cannot also hold a place on it."""
-        waiting = row.status is BookingStatus.WAITING
-        if not waiting and row.status not in (None, *_HOLDS_A_PLACE):
-            return []
-        key = (row.delegate_email, row.session_ref)
-        before = self.places.setdefault(key, (row.line, row.booking_ref, waiting))
-        if before[1] == row.booking_ref:
-            self.places[key] = (row.line, row.booking_ref, waiting)  # a later row wins
-            return []
-        if before[2] == waiting:
-            return []
-        listed, booked = (row.booking_ref, before[1]) if waiting else (before[1], row.booking_ref)
-        return [
-            Problem(
-                row.line,
-                "status",
-                f"{clip(row.delegate_email)} is on the waiting list for session "
-                f"{clip(row.session_ref)} (booking {clip(listed)}) and also booked on it "
-                f"(booking {clip(booked)}); the other row is line {before[0]}: remove the "
-                "waiting-list row or the booking",
-            )
-        ]

@@ -8,7 +8,7 @@ on SQLite, the compiled statement goes straight to the driver's ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -24,11 +24,76 @@ from surveys.models import UTCDateTime
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """``INSERT`` every row (all with the same keys)."""
-    if not rows:
+    if rows:
+        names = list(rows[0])
+        insert_many(session, table, names, [tuple(row[n] for n in names) for row in rows])
+
+
+def insert_many(
+    session: Session,
+    table: Table,
+    names: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    same: Mapping[str, Any] | None = None,
+) -> None:
+    """``INSERT`` a row for each of ``rows``: values for ``names``, in order, as Python values
+    (converted here), with ``same`` in every row (its columns not in ``names``).
+
+    On SQLite, ``same`` is written into the statement once, and only ``rows`` are bound.
+    """
+    dialect = session.get_bind().dialect
+    converters = [
+        (at, convert)
+        for at, name in enumerate(names)
+        if (convert := converter(table.c[name].type, dialect.name)) is not None
+    ]
+    if converters:
+        rows = [_converted(row, converters) for row in rows]
+    fixed = {
+        name: value if value is None or convert is None else convert(value)
+        for name, value in (same or {}).items()
+        if name not in names
+        for convert in [converter(table.c[name].type, dialect.name)]
+    }
+    if dialect.name != "sqlite":
+        statement = insert(sa_table(table.name, *(sa_column(n) for n in [*names, *fixed])))
+        params = [{**dict(zip(names, row, strict=True)), **fixed} for row in rows]
+        if params:
+            session.execute(statement, params)
         return
-    names = list(rows[0])
-    plain = sa_table(table.name, *(sa_column(name) for name in names))
-    _execute(session, table, insert(plain), names, rows)
+    listed = ", ".join(_quoted(name) for name in [*names, *fixed])
+    values = ", ".join(["?"] * len(names) + [_sqlite_literal(value) for value in fixed.values()])
+    sql = f"INSERT INTO {_quoted(table.name)} ({listed}) VALUES ({values})"
+    bound = rows if isinstance(rows, list) else list(rows)
+    if bound:
+        session.connection().exec_driver_sql(sql, bound)
+
+
+def _converted(
+    row: Sequence[Any], converters: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for at, convert in converters:
+        if values[at] is not None:
+            values[at] = convert(values[at])
+    return tuple(values)  # as the driver is given them
+
+
+def _quoted(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain table or column name: {name!r}")
+    return f'"{name}"'
+
+
+def _sqlite_literal(value: Any) -> str:
+    """A value written into SQLite's SQL (numbers, text, NULL)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"cannot write {type(value).__name__} into SQLite's SQL")
 
 
 def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -44,17 +109,11 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     )
     for row in rows:
         row["id_"] = row.pop("id")
-    _execute(session, table, statement, [*(n for n in names if n != "id"), "id_"], rows)
-
-
-def _execute(
-    session: Session, table: Table, statement: Any, names: list[str], rows: list[dict[str, Any]]
-) -> None:
     dialect = session.get_bind().dialect
     converters = [
         (name, convert)
         for name in names
-        if (convert := converter(table.c[name.removesuffix("_")].type, dialect.name)) is not None
+        if (convert := converter(table.c[name].type, dialect.name)) is not None
     ]
     for row in rows:
         for name, convert in converters:
@@ -65,8 +124,7 @@ def _execute(
         compiled = statement.compile(dialect=dialect)
         order = compiled.positiontup or []
         values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-        params = [values(row) for row in rows]
-        session.connection().exec_driver_sql(str(compiled), params)
+        session.connection().exec_driver_sql(str(compiled), [values(row) for row in rows])
     else:
         session.execute(statement, rows)
 

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from surveys.audit import record
 from surveys.booking_csv import Problem, Row
 from surveys.booking_fields import clip, length_of
-from surveys.bulk import insert_rows, select_in, update_rows
+from surveys.bulk import insert_many, insert_rows, select_in, update_rows
 from surveys.import_people import PERSON, People, Tally, chunks, defaults
 from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
 
@@ -90,24 +90,26 @@ class Writer:
     def take(self, rows: list[Row], problems: list[Problem]) -> None:
         if not rows:
             return
-        refs = {r.booking_ref for r in rows}
+        seen = self.outcomes["booking"].seen
         if self.fresh:  # no bookings before this import: only its own can be found
-            refs &= self.outcomes["booking"].seen.keys()
+            refs = {r.booking_ref for r in rows if r.booking_ref in seen}
+        else:
+            refs = {r.booking_ref for r in rows}
         stored = self._stored_bookings(sorted(refs))
         problems.extend(self._conflicts(rows, stored))
         if problems:
             self.writing = False
         if not self.writing:
             return
-        kept = []
-        for row in rows:
+        kept = rows if not (stored or self.left_alone) else []
+        for row in rows if kept is not rows else ():
             booking = stored.get(row.booking_ref)
             if row.booking_ref in self.left_alone or (booking is not None and booking.erased):
                 self.left_alone.add(row.booking_ref)
                 self.erased += 1
             else:
                 kept.append(row)
-        for agency in {r.agency.lower(): r for r in kept}.values():
+        for agency in {r.agency_key: r for r in kept}.values():
             self._agency(agency)
         self.session.flush()
         self.people.take(kept, {key: agency.id for key, agency in self.agencies.items()})
@@ -165,7 +167,7 @@ class Writer:
     def _conflicts(self, rows: list[Row], stored: dict[str, _Booking]) -> list[Problem]:
         problems = []
         reported: set[str] = set()
-        for row in rows:
+        for row in rows if stored else ():
             booking = stored.get(row.booking_ref)
             if (
                 booking is None
@@ -228,7 +230,7 @@ class Writer:
     # Agencies, courses and sessions -----------------------------------------------------------
 
     def _agency(self, row: Row) -> None:
-        key = row.agency.lower()
+        key = row.agency_key
         agency = self.agencies.get(key)
         if agency is None:
             self.agencies[key] = Agency(name=row.agency, sector=row.sector)
@@ -352,33 +354,42 @@ class Writer:
     # Bookings ------------------------------------------------------------------------------------
 
     def _bookings(self, rows: list[Row], stored: dict[str, _Booking]) -> None:
-        new: dict[str, dict[str, Any]] = {}
+        new: dict[str, tuple[Any, ...]] = {}
         changed: dict[str, _Booking] = {}
+        seen = self.outcomes["booking"].seen
+        people, session_ids = self.people.known, self.session_ids
         for row in rows:
-            session_id = self.session_ids[row.session_ref]
-            manager_id = self.people.known[row.manager_email].id
-            booking = stored.get(row.booking_ref)
+            session_id = session_ids[row.session_ref]
+            manager_id = people[row.manager_email].id
+            booking = stored.get(row.booking_ref) if stored else None
             if booking is None:
-                new[row.booking_ref] = {
-                    **self._booking_defaults,
-                    "ref": row.booking_ref,
-                    "session_id": session_id,
-                    "delegate_id": self.people.known[row.delegate_email].id,
-                    "manager_id": manager_id,
-                    "booked_at": row.booked_at or self.now,
-                    "status": (row.status or BookingStatus.BOOKED).value,
-                    "status_changed_at": self.now,
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-                self.outcomes["booking"].note(row.booking_ref, created=True)
+                new[row.booking_ref] = (
+                    row.booking_ref,
+                    session_id,
+                    people[row.delegate_email].id,
+                    manager_id,
+                    row.booked_at or self.now,
+                    (row.status or BookingStatus.BOOKED).value,
+                )
+                seen.setdefault(row.booking_ref, "created")  # as _Outcomes.note(created=True)
                 continue
             if self._update(booking, row, session_id, manager_id):
                 changed[row.booking_ref] = booking
                 self.outcomes["booking"].note(row.booking_ref, changed=True)
             else:
                 self.outcomes["booking"].note(row.booking_ref)
-        insert_rows(self.session, BOOKING, list(new.values()))
+        insert_many(
+            self.session,
+            BOOKING,
+            ("ref", "session_id", "delegate_id", "manager_id", "booked_at", "status"),
+            list(new.values()),
+            {
+                **self._booking_defaults,
+                "status_changed_at": self.now,
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
+        )
         update_rows(
             self.session,
             BOOKING,

@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from surveys.booking_csv import Row
-from surveys.bulk import insert_rows, select_in, update_rows
+from surveys.bulk import insert_many, select_in, update_rows
 from surveys.models import Person
 
 PERSON = Person.__table__  # type: ignore[attr-defined]
@@ -61,19 +61,33 @@ class People:
 
     def take(self, rows: list[Row], agencies: Mapping[str, int | None]) -> None:
         """Note everyone the rows name; insert the new, update the changed."""
-        emails = {r.delegate_email for r in rows} | {r.manager_email for r in rows}
-        emails |= {r.trainer_email for r in rows if r.trainer_email}
-        self._load_people(sorted(emails - self.known.keys()))
+        known = self.known
+        if not self.fresh:
+            emails = {r.delegate_email for r in rows} | {r.manager_email for r in rows}
+            emails |= {r.trainer_email for r in rows if r.trainer_email}
+            self._load_people(sorted(emails - known.keys()))
         new: dict[str, _Person] = {}
         changed: dict[str, _Person] = {}
         last: dict[str, tuple[str, int | None, str | None]] = {}  # each manager's last mention
         for row in rows:
-            agency_id = agencies[row.agency.lower()]
-            last.pop(row.delegate_email, None)
-            self._person(
-                new, changed, row.delegate_email, row.delegate_name, agency_id, None,
-                row.role, row.delegate_mobile,
-            )  # fmt: skip
+            agency_id = agencies[row.agency_key]
+            email = row.delegate_email
+            last.pop(email, None)
+            if email not in known:  # the most common case: someone new, named once
+                known[email] = new[email] = _Person(
+                    None,
+                    row.delegate_name,
+                    agency_id,
+                    row.role,
+                    row.delegate_mobile,
+                    "created",
+                    True,
+                )
+            else:
+                self._person(
+                    new, changed, email, row.delegate_name, agency_id, None, row.role,
+                    row.delegate_mobile,
+                )  # fmt: skip
             # A manager is named on each of their delegates' rows, mostly the same way.
             mention = (row.manager_name, agency_id, row.manager_mobile)
             if last.get(row.manager_email) != mention:
@@ -83,37 +97,15 @@ class People:
                     None, row.manager_mobile,
                 )  # fmt: skip
             if row.trainer_email:
-                known = self.known.get(row.trainer_email)
+                trainer = known.get(row.trainer_email)
                 name = row.trainer_name
-                if name is None and (known is None or known.name == _made_up(row.trainer_email)):
+                if name is None and (
+                    trainer is None or trainer.name == _made_up(row.trainer_email)
+                ):
                     name = ""  # named by an earlier import after the address: addressed neutrally
                 last.pop(row.trainer_email, None)
                 self._person(new, changed, row.trainer_email, name, None, None, None, None)
-        # Every id given to a new row is above the largest one before it (on PostgreSQL too:
-        # a sequence only rises), so the new people's ids are read back in one query.
-        p = PERSON.c
-        before = self.session.execute(select(func.max(p.id))).scalar() or 0
-        insert_rows(
-            self.session,
-            PERSON,
-            [
-                {
-                    **self._defaults,
-                    "email": email,
-                    "name": person.name,
-                    "agency_id": person.agency_id,
-                    "role": person.role,
-                    "mobile": person.mobile,
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-                for email, person in new.items()
-            ],
-        )
-        if new:
-            for found in self.session.execute(select(p.id, p.email).where(p.id > before)):
-                if found.email in new:
-                    new[found.email].id = found.id
+        self._insert(new)
         update_rows(
             self.session,
             PERSON,
@@ -130,6 +122,25 @@ class People:
                 if person.id is not None
             ],
         )
+
+    def _insert(self, new: dict[str, _Person]) -> None:
+        if not new:
+            return
+        # Every id given to a new row is above the largest one before it (on PostgreSQL too:
+        # a sequence only rises), so the new people's ids are read back in one query.
+        p = PERSON.c
+        before = self.session.execute(select(func.max(p.id))).scalar() or 0
+        insert_many(
+            self.session,
+            PERSON,
+            ("email", "name", "agency_id", "role", "mobile"),
+            [(email, n.name, n.agency_id, n.role, n.mobile) for email, n in new.items()],
+            {**self._defaults, "created_at": self.now, "updated_at": self.now},
+        )
+        for id_, email in self.session.execute(select(p.id, p.email).where(p.id > before)).all():
+            person = new.get(email)
+            if person is not None:
+                person.id = id_
 
     def _load_people(self, emails: list[str]) -> None:
         if self.fresh:

@@ -23,7 +23,7 @@ from enum import StrEnum
 from sqlalchemy import String, delete, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from surveys.audit import record
+from surveys import audit
 from surveys.models import LinkPurpose, UTCDateTime
 from surveys.tokens import make_token, token_hash
 
@@ -127,7 +127,7 @@ def add_staff(
             member.name = name
     session.add(member)
     session.flush()
-    record(
+    audit.record(
         session,
         at=now,
         actor=actor,
@@ -148,7 +148,7 @@ def remove_staff(session: Session, *, email: str, now: datetime, actor: str) -> 
     session.execute(delete(StaffSignIn).where(col(StaffSignIn.staff_id) == member.id))
     session.execute(delete(StaffSession).where(col(StaffSession.staff_id) == member.id))
     session.delete(member)
-    record(
+    audit.record(
         session,
         at=now,
         actor=actor,
@@ -237,7 +237,7 @@ def use_sign_in(session: Session, token: str, now: datetime) -> tuple[LinkCheck,
             last_seen_at=now,
         )
     )
-    record(
+    audit.record(
         session,
         at=now,
         actor=check.member.actor,
@@ -284,7 +284,7 @@ def end_session(session: Session, cookie: str | None, now: datetime) -> None:
     found.ended_at = now
     session.add(found)
     member = session.get(StaffMember, found.staff_id)
-    record(
+    audit.record(
         session,
         at=now,
         actor=member.actor if member is not None else f"staff:{found.staff_id}",

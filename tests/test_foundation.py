@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli import AREAS, app, build
 from bot.settings import SettingsError, load_settings
 from surveys import db
 
@@ -41,7 +43,23 @@ def test_upgrade_builds_every_table_on_empty_sqlite(tmp_path: Path):
 
 def test_upgrade_on_postgres(postgres_engine):
     assert db.current_revision(postgres_engine) == db.head_revision()
+    assert db.stored_revision(postgres_engine) == db.head_revision()
     assert "booking" in inspect(postgres_engine).get_table_names()
+
+
+def test_the_schema_check_reads_what_alembic_reads(tmp_path: Path):
+    """Every command checks the schema without loading alembic: the revisions it reads are
+    alembic's, for the migration files and for an empty, a migrated and an older database."""
+    assert db.newest_revision() == db.head_revision() is not None
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'check.db'}")
+    assert db.stored_revision(engine) is None is db.current_revision(engine)
+    db.upgrade(engine)
+    assert db.stored_revision(engine) == db.current_revision(engine) == db.head_revision()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+    assert db.stored_revision(engine) == db.current_revision(engine) == "0002"
+    with pytest.raises(db.SchemaOutOfDate, match="is at schema revision 0002"):
+        db.ensure_current(engine)
 
 
 def test_commands_refuse_an_out_of_date_database(tmp_path: Path, monkeypatch):
@@ -98,3 +116,26 @@ def test_python_dash_m_bot_is_the_same_command():
         [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
     )
     assert "import" in result.stdout and "status" in result.stdout
+
+
+def test_each_command_is_found_in_the_area_that_loads_it():
+    """`evalbot CMD` from the shell loads only the module that defines CMD (``AREAS``): every
+    command must be listed there, once."""
+    for area, names in AREAS.items():
+        assert set(typer.main.get_command(build((area,))).commands) == set(names), area
+    every = [name for names in AREAS.values() for name in names]
+    assert sorted(typer.main.get_command(build()).commands) == sorted(every)
+
+
+def test_an_import_run_from_the_shell(tmp_path: Path):
+    env = {**os.environ, "EVALBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'shell.db'}"}
+    for command in (["db", "upgrade"], ["import", "bookings", "examples/bookings.csv"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert result.returncode == 0, result.stderr
+    assert "Imported 8 booking rows" in result.stdout
