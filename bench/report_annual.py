@@ -5,7 +5,7 @@ PDF, on SQLite.
 
 Builds (with ``bench/report.py``'s generator) a database holding the four quarters of 2026,
 each with ``--answers`` answers, and a quieter 2025 Q4 that the year must leave out. Then it
-times, each ``--runs`` times, reporting the median:
+times, in ``--runs`` rounds (each round runs everything once), reporting the median:
 
 - the baseline: one aggregate query over every answer of the year (a join of answers to their
   sessions, counted and summed), which is what the database's speed on this machine comes to;
@@ -61,18 +61,15 @@ def build(path: Path, answers: int) -> dict[str, int]:
     return generator.answers_in
 
 
-def timed(runs: int, action: Callable[[], object]) -> tuple[float, list[float], float]:
-    """The median wall time, every run's, and the median CPU time (this process's and its
-    children's: on a shared machine it is what the wall time comes to on an idle one)."""
-    took, cpu = [], []
-    for _ in range(runs):
-        before = os.times()
-        started = time.perf_counter()
-        action()
-        took.append(time.perf_counter() - started)
-        after = os.times()
-        cpu.append(sum(after[:4]) - sum(before[:4]))
-    return statistics.median(took), took, statistics.median(cpu)
+def timed_once(action: Callable[[], object]) -> tuple[float, float]:
+    """One run's wall time and CPU time (this process's and its children's: on a shared
+    machine it is what the wall time comes to on an idle one)."""
+    before = os.times()
+    started = time.perf_counter()
+    action()
+    took = time.perf_counter() - started
+    after = os.times()
+    return took, sum(after[:4]) - sum(before[:4])
 
 
 def load() -> str:
@@ -115,19 +112,10 @@ def main() -> None:
     in_year = baseline()
     print(f"answers in {year.label}: {in_year[0]:,}; load average {load()}")
 
-    def line(name: str, median: float, runs: list[float], cpu: float) -> None:
-        shown = ", ".join(f"{value:.2f}" for value in runs)
-        print(f"{name}: median {median:.2f} s ({base and median / base:.1f} x baseline), "
-              f"CPU {cpu:.2f} s; runs {shown}; load average {load()}", flush=True)  # fmt: skip
-
-    base, base_runs, base_cpu = timed(args.runs, baseline)
-    line("baseline (one aggregate over the year's answers)", base, base_runs, base_cpu)
-
     def figures() -> object:
         with Session(engine) as session:
             return annual_report(session, year, zone=ZONE, now=NOW)
 
-    line("annual_report (figures)", *timed(args.runs, figures))
     environ = {**os.environ, "EVALBOT_DATABASE_URL": f"sqlite:///{path}"}
     environ.setdefault("EVALBOT_SECRET_KEY", "bench")
 
@@ -137,10 +125,34 @@ def main() -> None:
             check=True, env=environ, cwd=folder, stdout=subprocess.DEVNULL,
         )  # fmt: skip
 
-    annual_command = command("annual", "2026", "--out", str(folder / "annual"))
-    line("evalbot report annual 2026, start to end", *timed(args.runs, annual_command))
-    pdf_command = command("quarterly", "2026Q1", "--out", str(folder / "q1"), "--pdf")
-    line("evalbot report quarterly 2026Q1 --pdf, start to end", *timed(args.runs, pdf_command))
+    actions = {
+        "baseline (one aggregate over the year's answers)": baseline,
+        "annual_report (figures)": figures,
+        "evalbot report annual 2026, start to end": command(
+            "annual", "2026", "--out", str(folder / "annual")
+        ),
+        "evalbot report quarterly 2026Q1 --pdf, start to end": command(
+            "quarterly", "2026Q1", "--out", str(folder / "q1"), "--pdf"
+        ),
+    }
+    # Rounds interleaved: each round runs everything once, so a change in the machine's load
+    # falls on every figure alike.
+    runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in actions}
+    for number in range(1, args.runs + 1):
+        for name, action in actions.items():
+            took, cpu = timed_once(action)
+            runs[name].append((took, cpu, load()))
+            print(f"round {number}: {name}: {took:.2f} s, CPU {cpu:.2f} s, "
+                  f"load average {load()}", flush=True)  # fmt: skip
+    base = statistics.median(took for took, _, _ in runs[next(iter(actions))])
+    print("medians:")
+    for name, measured in runs.items():
+        median = statistics.median(took for took, _, _ in measured)
+        cpu = statistics.median(c for _, c, _ in measured)
+        shown = ", ".join(f"{took:.2f}" for took, _, _ in measured)
+        loads = ", ".join(at for _, _, at in measured)
+        print(f"{name}: median {median:.2f} s ({median / base:.1f} x baseline), "
+              f"CPU {cpu:.2f} s; runs {shown}; load averages {loads}")  # fmt: skip
     from pypdf import PdfReader
 
     pages = len(PdfReader(folder / "q1" / "report.pdf").pages)

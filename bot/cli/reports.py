@@ -105,6 +105,7 @@ def quarterly(
     moment = parse_now(now, settings)
     notes_html = _notes(notes)
     started = time.perf_counter()
+    _load_pdf_meanwhile(pdf)
     with Session(context.engine) as session:
         files = write_report(
             session,
@@ -154,6 +155,7 @@ def annual(
     moment = parse_now(now, settings)
     notes_html = _notes(notes)
     started = time.perf_counter()
+    _load_pdf_meanwhile(pdf)
     with Session(context.engine) as session:
         _, files = write_annual(
             session,
@@ -168,6 +170,14 @@ def annual(
             notes=notes_html,
         )
     _written("Annual", period, files, anonymous=anonymous, pdf=pdf, started=started)
+
+
+def _load_pdf_meanwhile(pdf: bool) -> None:
+    """With --pdf, WeasyPrint loads on a thread while the database works."""
+    if pdf:
+        from bot.report.pdf import loading_weasyprint
+
+        loading_weasyprint()
 
 
 def _notes(path: Path | None) -> Markup | None:

@@ -77,9 +77,17 @@ def write_report(
     step("figures")
     files = ReportFiles(folder=out, html=out / "report.html")
     bind = session.get_bind()
+    smallest = min_group if anonymous else None
+    examples_path = out / "impact_examples.csv"
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-files") as pool:
-        # matplotlib takes a second to import: it loads while the database works.
+        # matplotlib takes a second to import: it loads while the database works, and every
+        # example goes to its CSV meanwhile, on a connection of its own.
         loading = pool.submit(load_matplotlib)
+        writing = (
+            pool.submit(_write_examples, bind, examples_path, quarter, zone, smallest)
+            if isinstance(bind, Engine)
+            else None
+        )
         report = quarterly_report(
             session,
             quarter,
@@ -91,15 +99,7 @@ def write_report(
         )
         if anonymous:
             report = suppress_small_groups(report, min_group)
-        smallest = report.smallest_group
         loading.result()
-        # Every example goes to its CSV while the charts are drawn, on a connection of its own.
-        examples_path = out / "impact_examples.csv"
-        writing = (
-            pool.submit(_write_examples, bind, examples_path, quarter, zone, smallest)
-            if isinstance(bind, Engine)
-            else None
-        )
         if writing is None:
             _write_examples(session.connection(), examples_path, quarter, zone, smallest)
         tables = build_tables(report, anonymous=anonymous)

@@ -4,6 +4,7 @@ the page of each section)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,28 @@ def html_to_pdf(html: str, base: Path | None = None) -> bytes:
     return data
 
 
-def render(html: str, base: Path | None = None) -> Any:
-    """The page laid out on A4 pages (a ``weasyprint.Document``), to write or inspect."""
+def load_weasyprint() -> None:
+    """Import WeasyPrint (half a second), so that it can load while the figures are computed."""
     import logging
 
-    from weasyprint import HTML
+    import weasyprint  # noqa: F401
 
     # WeasyPrint warns of every CSS property it does not know (screen-only ones): not news.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+
+
+def loading_weasyprint() -> threading.Thread:
+    """``load_weasyprint`` started on a thread of its own; ``render`` waits for it if need be."""
+    thread = threading.Thread(target=load_weasyprint, name="load-weasyprint", daemon=True)
+    thread.start()
+    return thread
+
+
+def render(html: str, base: Path | None = None) -> Any:
+    """The page laid out on A4 pages (a ``weasyprint.Document``), to write or inspect."""
+    load_weasyprint()
+    from weasyprint import HTML
+
     return HTML(string=html, base_url=str(base) if base else None).render()
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from surveys.report.breakdowns import breakdowns, hide_measures, hide_small_breakdowns
+from surveys.report.breakdowns import (
+    breakdown_parts,
+    breakdown_rows,
+    hide_measures,
+    hide_small_breakdowns,
+)
+from surveys.report.parallel import run_parts
 from surveys.report.periods import Period, Quarter, Year
 from surveys.report.rows import BreakdownRow, PeriodSummary
 from surveys.report.trainers import TrainerReports, trainer_totals
@@ -40,30 +46,20 @@ def annual_report(
 ) -> AnnualReport:
     """Every quarter's headline figures and the year's, each from the quarterly sections.
 
-    On an engine the four quarters are computed two at a time, each on a connection of its
-    own: SQLite lets go of Python while it runs a query, so two run at once on two cores.
-    With ``smallest`` (the anonymous edition) a survey figure from fewer people is left out.
+    The quarters and the statements of the year's breakdowns run two at a time, each on a
+    connection of its own (``run_parts``). With ``smallest`` (the anonymous edition) a survey
+    figure from fewer people is left out.
     """
-    bind = session.get_bind()
-    if isinstance(bind, Engine):
-        engine = bind
 
-        def quarter_on_own(quarter: Quarter) -> PeriodSummary:
-            with engine.connect() as connection:
-                return period_summary(connection, quarter, zone, now)
+    def quarter_part(quarter: Quarter) -> Callable[[Connection], PeriodSummary]:
+        return lambda connection: period_summary(connection, quarter, zone, now)
 
-        def breakdowns_on_own() -> dict[str, list[BreakdownRow]]:
-            with engine.connect() as connection:
-                return breakdowns(connection, year, zone)
-
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="annual") as pool:
-            grouped = pool.submit(breakdowns_on_own)
-            summaries = list(pool.map(quarter_on_own, year.quarters))
-            found = grouped.result()
-    else:
-        connection: Connection = session.connection()
-        summaries = [period_summary(connection, q, zone, now) for q in year.quarters]
-        found = breakdowns(connection, year, zone)
+    grouped = breakdown_parts(year, zone)
+    # Longest first: the year's matched pairs, then the quarters, then the rest.
+    parts = [grouped[0], *(quarter_part(q) for q in year.quarters), *grouped[1:]]
+    results = run_parts(session, parts, prefix="annual")
+    summaries: list[PeriodSummary] = results[1:5]
+    found = breakdown_rows([results[0], *results[5:]])
     # The year is its quarters put together; its breakdowns are counted over the year itself.
     summaries.append(combine(year.label, summaries))
     if smallest is not None:

@@ -9,7 +9,7 @@ small groups together and work their figures out again (``hide_small_breakdowns`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -105,13 +105,16 @@ def breakdowns(
     connection: Connection, period: Period, zone: ZoneInfo
 ) -> dict[str, list[BreakdownRow]]:
     """Per dimension, a row for each of its groups, largest first."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    return breakdown_rows([part(connection) for part in breakdown_parts(period, zone)])
 
-    def collect(query: CompoundSelect[Any]) -> None:
-        for row in connection.execute(query):
-            values = found.setdefault((row.dimension, row.grp), {})
-            values.update({k: v for k, v in row._mapping.items() if k not in ("dimension", "grp")})
 
+BreakdownPart = Callable[[Connection], list[Any]]
+
+
+def breakdown_parts(period: Period, zone: ZoneInfo) -> list[BreakdownPart]:
+    """The four statements of ``breakdowns`` (the matched pairs, the ratings, applying the
+    learning and the bookings, longest first), each to run on any connection; their results
+    go to ``breakdown_rows``."""
     status = BOOKING.c.status
     held = (BookingStatus.BOOKED.value, *(s.value for s in EXPECTED))
     bookings = _fine(
@@ -128,7 +131,6 @@ def breakdowns(
         ).label("attended"),
         count_where(status == BookingStatus.NO_SHOW.value).label("no_shows"),
     )
-    collect(_by_dimension(bookings, ("booked", "held", "attended", "no_shows")))
 
     def answers(stage: Stage, item: ColumnElement[bool], *figures: Any) -> Any:
         joined, condition = answers_from(stage)
@@ -145,14 +147,12 @@ def breakdowns(
         func.count(value).label("ratings"),
         func.sum(value).label("rating_sum"),
     )
-    collect(_by_dimension(ratings, ("ratings", "rating_sum")))
     applied = answers(
         Stage.IMPACT,
         ANSWER.c.item == "applied",
         func.count(value).label("applied_answers"),
         count_where(value == 1).label("applied_yes"),
     )
-    collect(_by_dimension(applied, ("applied_answers", "applied_yes")))
     joined, before, after = pair_join(Stage.PRE, Stage.END)
     pairs = _fine(
         _people(joined.join(COURSE, COURSE.c.id == SESSION.c.course_id)),
@@ -160,13 +160,31 @@ def breakdowns(
         func.count().label("pairs"),
         func.sum(after.c.value_num - before.c.value_num).label("change_sum"),
     )
-    collect(_by_dimension(pairs, ("pairs", "change_sum")))
+    queries = [
+        _by_dimension(pairs, ("pairs", "change_sum")),
+        _by_dimension(ratings, ("ratings", "rating_sum")),
+        _by_dimension(applied, ("applied_answers", "applied_yes")),
+        _by_dimension(bookings, ("booked", "held", "attended", "no_shows")),
+    ]
+    return [_reading(query) for query in queries]
 
+
+def _reading(query: CompoundSelect[Any]) -> BreakdownPart:
+    return lambda connection: [row._mapping for row in connection.execute(query)]
+
+
+def breakdown_rows(results: Iterable[list[Any]]) -> dict[str, list[BreakdownRow]]:
+    """The rows of ``breakdown_parts``' statements put together, per dimension and group."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in results:
+        for row in result:
+            values = found.setdefault((row["dimension"], row["grp"]), {})
+            values.update({k: v for k, v in row.items() if k not in ("dimension", "grp")})
     rows: dict[str, list[BreakdownRow]] = {dimension: [] for dimension in DIMENSIONS}
     for (dimension, group), values in found.items():
         rows[dimension].append(_row(dimension, str(group), values))
     for listed in rows.values():
-        listed.sort(key=lambda row: (-row.booked, row.group.casefold()))
+        listed.sort(key=lambda row: (-row.booked, row.group.casefold(), row.group))
     return rows
 
 

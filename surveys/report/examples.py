@@ -29,6 +29,7 @@ from surveys.report.rows import (
     ExampleRow,
 )
 from surveys.report.scrub import (
+    NameScrubber,
     name_scrubber,
 )
 
@@ -46,11 +47,17 @@ def example_condition(period: Period, zone: ZoneInfo) -> tuple[FromClause, Colum
 
 
 def examples(
-    connection: Connection, period: Period, zone: ZoneInfo, *, per_course: int
+    connection: Connection,
+    period: Period,
+    zone: ZoneInfo,
+    *,
+    per_course: int,
+    scrub: NameScrubber | None = None,
 ) -> tuple[list[ExampleRow], int]:
     """The fullest ``per_course`` examples of each course, and how many there are in all.
 
-    Only the course and the text, with the names in it taken out: never who wrote it.
+    Only the course and the text, with the names in it taken out (by ``scrub``, else by a
+    scrubber of everyone in the database): never who wrote it.
     """
     joined, where = example_condition(period, zone)
     rank = (
@@ -81,7 +88,7 @@ def examples(
     rows = connection.execute(query).all()
     if not rows:
         return [], 0
-    scrub = name_scrubber(connection)
+    scrub = scrub or name_scrubber(connection)
     found = [ExampleRow(row.title, scrub(row.text), row.course_examples) for row in rows]
     return found, int(rows[0].total)
 
