@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.settings import load_settings
@@ -128,3 +129,30 @@ async def test_a_failing_transaction_in_a_batch_leaves_the_others_committed(
     cancelled.cancel()
     assert await kept_task == 80
     assert cancelled.cancelled() and order == [8]
+
+
+async def test_on_postgresql_a_statement_failing_in_a_batch_spoils_only_its_own_update(
+    postgres_engine, postgres_url
+):
+    # PostgreSQL refuses every statement after an error until the transaction (here: the
+    # update's savepoint) is rolled back; the updates after the broken one must not notice.
+    with postgres_engine.begin() as connection:
+        connection.execute(text("CREATE TABLE batch_note (n INTEGER PRIMARY KEY)"))
+    svc = Services(load_settings(database_url=postgres_url), postgres_engine)
+
+    def note(n: int):
+        def work(session: Session) -> int:
+            session.execute(text("INSERT INTO batch_note (n) VALUES (:n)"), {"n": n})
+            return n
+
+        return work
+
+    outcomes = await asyncio.gather(
+        svc.run(note(1)), svc.run(note(1)), svc.run(note(3)), return_exceptions=True
+    )
+    assert outcomes[0] == 1 and outcomes[2] == 3
+    assert isinstance(outcomes[1], IntegrityError)  # the second 1 breaks the primary key
+    assert svc.batches == 1
+    with postgres_engine.connect() as connection:
+        kept = connection.execute(text("SELECT n FROM batch_note ORDER BY n")).scalars().all()
+    assert kept == [1, 3]
