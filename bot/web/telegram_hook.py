@@ -24,6 +24,7 @@ from telegram import Update
 
 from bot.settings import Settings
 from bot.telegram.runtime import webhook_path, webhook_secret
+from bot.telegram.transport import drop_tapped_keyboards
 
 log = logging.getLogger("evalbot.telegram")
 router = APIRouter()
@@ -81,6 +82,7 @@ async def take(state: State, path: str, given: bytes, body: bytes, client: str) 
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise ValueError("an update is a JSON object with an integer update_id")
+        drop_tapped_keyboards(data)
         update = Update.de_json(data, application.bot)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("refused a Telegram webhook call whose body is not an update: %s", exc)
