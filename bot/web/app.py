@@ -52,7 +52,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(offers.router)
     app.include_router(unsubscribe.router)
     app.include_router(register.router)
-    app.include_router(telegram_hook.router)
     app.include_router(texts.router)
     admin.install(app)
 

@@ -5,9 +5,8 @@ The path is secret (``bot.telegram.runtime.webhook_path``) and every request mus
 request without it is refused and logged, so no one can feed the bot forged updates.
 
 Telegram POSTs every update on its own, so the hook is answered as plain ASGI ahead of
-FastAPI's middleware, routing and request objects (``serve``, called by ``bot.web.app.WebApp``),
-which cost more than the rest of taking an update; the route below gives the same answers to
-a request that reaches FastAPI.
+FastAPI's middleware, routing and request objects (``serve``, called by ``bot.web.app.WebApp``
+for every POST under ``/telegram/``), which cost more than the rest of taking an update.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
 from starlette.datastructures import State
 from telegram import Update
 
@@ -27,7 +25,6 @@ from bot.telegram.runtime import webhook_path, webhook_secret
 from bot.telegram.transport import drop_tapped_keyboards
 
 log = logging.getLogger("evalbot.telegram")
-router = APIRouter()
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PREFIX = "/telegram/"
 _HEADER_NAME = HEADER.lower().encode()
@@ -36,17 +33,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-@router.post(PREFIX + "{token}", include_in_schema=False)
-async def telegram_update(token: str, request: Request) -> Response:
-    """One update from Telegram, queued for the bot's handlers."""
-    client = request.client.host if request.client else "?"
-    given = request.headers.get(HEADER, "").encode()
-    status = await take(request.app.state, request.url.path, given, await request.body(), client)
-    return Response(status_code=status)
-
-
 async def serve(state: State, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer a POST to the hook as plain ASGI: the same checks and answers as the route."""
+    """Answer a POST under ``/telegram/``: 404 unless it is the hook's path (and the bot runs
+    by webhook), 403 without the secret header, 400 for a body that is not an update."""
     chunks: list[bytes] = []
     more = True
     while more:
