@@ -358,8 +358,8 @@ def compare(args: argparse.Namespace) -> None:
     for name, median in medians.items():
         print(
             f"median, {name}: {median['rate']:.0f} answers/s, "
-            f"{median['cpu_per_update'] * 1000:.2f} ms of the bot's CPU an update, "
-            f"{median['calls_per_poll']:.1f} updates a getUpdates"
+            f"{median['cpu_per_update'] * 1000:.2f} ms of the bot's CPU an update"
+            + ("" if args.webhook else f", {median['calls_per_poll']:.1f} updates a getUpdates")
         )
     this, base = medians["this"], medians["baseline"]
     print(
