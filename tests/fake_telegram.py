@@ -5,12 +5,12 @@ The real python-telegram-bot client reaches it through its ``base_url``
 in a thread of its own, so a test's event loop and the bot's long polls never block each other.
 
 It records every request (``fake.calls``), serves ``getUpdates`` from a queue the test fills
-(``say``, ``command``, ``tap``), delivers the same queue to a webhook once one is set (as
-Telegram does: up to ``max_connections`` at once, 40 unless set; one chat's in turn), and
-refuses what Telegram refuses: ``callback_data`` over 64 bytes, text over 4,096 characters after
-entity parsing, HTML that does not parse (unknown tags, unbalanced tags, unescaped ``& < >``),
-edits of unknown messages or to identical content, a callback query answered twice, messages to
-chats that never talked to the bot. It can be told to answer 403, 429 or 500 for the next N
+(``say``, ``command``, ``tap``), delivers the same queue to a webhook once one is set
+(``tests.fake_telegram_hook``, as Telegram does: up to ``max_connections`` at once, 40 unless
+set; one chat's in turn), and refuses what Telegram refuses: ``callback_data`` over 64 bytes,
+text over 4,096 characters after entity parsing, HTML that does not parse (unknown tags,
+unbalanced tags, unescaped ``& < >``), edits of unknown messages or to identical content, a
+callback query answered twice, messages to chats that never talked to the bot. It can be told to answer 403, 429 or 500 for the next N
 calls or for a chat, and (``rate_limits=True``) to enforce 30 messages a second overall and one
 a second per chat by answering 429, as Telegram does.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
+from tests.fake_telegram_hook import WebhookDelivery
 
 TOKEN = "123456789:TEST-fake-token_for-evalbot"
 BOT_ID = 123456789
@@ -308,7 +308,7 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
-class FakeTelegram:
+class FakeTelegram(WebhookDelivery):
     """The fake Bot API; use as a context manager, or ``start()`` and ``stop()``."""
 
     def __init__(
@@ -1040,80 +1040,6 @@ class FakeTelegram:
     async def updates_done(self, timeout: float = 10.0) -> None:
         """Wait until the bot has fetched and confirmed every queued update (polling)."""
         await self.wait_for(lambda: not self._updates, timeout)
-
-    # -- webhook delivery -------------------------------------------------------------------------
-
-    async def _deliver_webhooks(self) -> None:
-        """POST the queued updates to the webhook: up to ``webhook_connections`` at once, each
-        chat's one at a time and in order; an update is dropped from the queue once answered 2xx."""
-        assert self._wakeup is not None
-        in_flight: dict[int, int | None] = {}  # update_id -> its chat
-        deliveries: set[asyncio.Task[None]] = set()
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-            while not self._closing:
-                self._wakeup.clear()
-                chosen: dict[str, Any] | None = None
-                with self._lock:
-                    hook = self.webhook
-                    if hook is not None and len(in_flight) < self.webhook_connections:
-                        busy = set(in_flight.values())
-                        for update in self._updates:
-                            chat = _update_chat(update)
-                            if update["update_id"] not in in_flight and chat not in busy:
-                                chosen = update
-                                break
-                            busy.add(chat)  # a chat's later updates wait for this one
-                if chosen is None or hook is None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), 1.0)
-                    continue
-                in_flight[chosen["update_id"]] = _update_chat(chosen)
-                task = asyncio.create_task(self._deliver(client, hook, chosen, in_flight))
-                deliveries.add(task)
-                task.add_done_callback(deliveries.discard)
-
-    async def _deliver(
-        self,
-        client: httpx.AsyncClient,
-        hook: dict[str, Any],
-        update: dict[str, Any],
-        in_flight: dict[int, int | None],
-    ) -> None:
-        assert self._wakeup is not None
-        headers = {}
-        if hook["secret_token"]:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-        try:
-            response = await client.post(hook["url"], json=update, headers=headers)
-            status = response.status_code
-        except httpx.HTTPError:
-            status = 0
-        with self._lock:
-            self.webhook_deliveries.append((update["update_id"], status))
-            if 200 <= status < 300:
-                with contextlib.suppress(ValueError):
-                    self._updates.remove(update)
-            self._changed.notify_all()
-            watchers = list(self._watchers)
-        for loop, event in watchers:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-        if not 200 <= status < 300:
-            await asyncio.sleep(0.05)  # Telegram backs off too; this keeps tests quick
-        del in_flight[update["update_id"]]
-        self._wakeup.set()
-
-
-def _update_chat(update: dict[str, Any]) -> int | None:
-    """The chat an update comes from (a message's, or a tapped message's)."""
-    for kind in ("message", "edited_message"):
-        if kind in update:
-            return int(update[kind]["chat"]["id"])
-    query = update.get("callback_query")
-    if query is not None:
-        return int(query["from"]["id"])
-    return None
 
 
 def _chat(params: dict[str, Any]) -> int:

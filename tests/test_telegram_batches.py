@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.settings import load_settings
 from bot.telegram.context import KEY, Services
 from bot.telegram.errors import SORRY
-from surveys.models import Answer, Person, Stage
+from surveys.models import Answer, Person, Stage, TelegramChat
 from tests.conftest import utc
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_harness import Clock, Phone, open_invitation, running_bot, telegram_settings
@@ -128,3 +129,47 @@ async def test_a_failing_transaction_in_a_batch_leaves_the_others_committed(
     cancelled.cancel()
     assert await kept_task == 80
     assert cancelled.cancelled() and order == [8]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_write_refused_in_a_batch_spoils_only_its_own_update(database, request):
+    # Refused by a statement or by the session's flush: PostgreSQL refuses everything after an
+    # error until it is rolled back, and a failed flush rolls back what the session joined; the
+    # updates before and after the broken one must not notice either.
+    engine = request.getfixturevalue("engine" if database == "sqlite" else "postgres_engine")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE batch_note (n INTEGER PRIMARY KEY)"))
+    svc = Services(load_settings(database_url=engine.url.render_as_string(False)), engine)
+
+    def note(n: int):
+        def work(session: Session) -> int:
+            session.execute(text("INSERT INTO batch_note (n) VALUES (:n)"), {"n": n})
+            return n
+
+        return work
+
+    def chat(n: int):
+        def work(session: Session) -> int:
+            session.add(TelegramChat(chat_id=n, updated_at=NOW))
+            session.flush()
+            return n
+
+        return work
+
+    outcomes = await asyncio.gather(
+        *(svc.run(work) for work in (note(1), note(1), note(3), chat(7), chat(7), chat(8))),
+        return_exceptions=True,
+    )
+    assert [o if isinstance(o, int) else type(o) for o in outcomes] == [
+        1,
+        IntegrityError,  # the second 1 breaks the primary key...
+        3,
+        7,
+        IntegrityError,  # ...and so does the second chat 7, when the session flushes it
+        8,
+    ]
+    assert svc.batches == 1
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT n FROM batch_note ORDER BY n")).scalars().all()
+        chats = connection.execute(text("SELECT chat_id FROM telegram_chat")).scalars().all()
+    assert kept == [1, 3] and sorted(chats) == [7, 8]

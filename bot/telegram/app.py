@@ -62,8 +62,12 @@ def build_application(
     bot = PollingBot(
         settings.telegram_token.get_secret_value(),
         caught_up=svc.caught_up,
-        request=make_request(connections=16, read_timeout=15, force_httpx=httpx),
-        get_updates_request=make_request(connections=1, read_timeout=40, force_httpx=httpx),
+        # As many connections as chats answered at once: a call that waits for a free one costs
+        # more than the call (the benchmark's 60 delegates, with 16: 10% more CPU an update).
+        request=make_request(connections=64, read_timeout=15, force_httpx=httpx),
+        get_updates_request=make_request(
+            connections=1, read_timeout=40, force_httpx=httpx, updates=True
+        ),
         **({"base_url": settings.telegram_api_url} if settings.telegram_api_url else {}),
     )
     builder = ApplicationBuilder().bot(bot).concurrent_updates(concurrent_updates)

@@ -7,7 +7,7 @@ not possible) and asks to confirm; only the confirmation changes anything.
 from __future__ import annotations
 
 from sqlmodel import Session, col, select
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
@@ -54,7 +54,7 @@ def upcoming(session: Session, svc: Services, chat: int) -> Reply:
     if not rows:
         return Reply("You have no upcoming bookings.")
     lines = ["<b>Your upcoming bookings</b>", ""]
-    buttons: list[list[InlineKeyboardButton]] = []
+    buttons: list[list[kb.Button]] = []
     for booking, course_session, course in rows:
         lines.append(_describe(svc, booking, course_session, course))
         buttons.append([kb.button(f"Cancel {booking.ref}"[:60], "c", booking.id)])

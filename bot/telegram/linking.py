@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.links import telegram_subject
@@ -202,7 +202,7 @@ def _channel_lines(person: Person) -> list[str]:
     ]
 
 
-def _preference_keyboard(person: Person) -> InlineKeyboardMarkup | None:
+def _preference_keyboard(person: Person) -> kb.Keyboard | None:
     if person.preferred_channel == Channel.TELEGRAM:
         return kb.markup([[kb.button("Send them by email instead", "p", "email")]])
     return kb.markup(

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
@@ -129,7 +129,7 @@ def register_view(
         lines.append(f"{number}. {escape(names[booking.delegate_id])}: {_state(booking)}")
     if not bookings:
         lines.append("No one is booked on this session.")
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[kb.Button]] = []
     opens = register_opens_at(course_session, svc.policy.for_course(course.title))
     if course_session.register_closed_at is not None:
         closed = local_time(course_session.register_closed_at, zone, "%H:%M on %-d %B")

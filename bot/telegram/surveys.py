@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
@@ -88,7 +88,7 @@ def waiting_surveys(session: Session, svc: Services, chat: int) -> Reply:
     if not invitations:
         return Reply("You have no surveys waiting. I will send you the next one when it opens.")
     lines = ["<b>Surveys waiting for you</b>", ""]
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[kb.Button]] = []
     for invitation in invitations:
         survey = _load(session, svc, invitation)
         answered, total = survey.progress()
@@ -525,10 +525,10 @@ def _shown(view: QuestionView) -> str:
 
 def question_buttons(
     invitation_id: int, view: QuestionView, *, mask: str | None = None
-) -> list[list[InlineKeyboardButton]]:
+) -> list[list[kb.Button]]:
     """The answer buttons of a question, then Back / Skip / Keep."""
     ref = kb.ref(view.key)
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[kb.Button]] = []
     given = view.answer if view.answered else None
     if view.kind in ("scale", "yesno"):
         rows.append(
@@ -564,9 +564,7 @@ def question_buttons(
     return rows
 
 
-def _option(
-    label: str, invitation_id: int, ref: str, index: int, value: str
-) -> InlineKeyboardButton:
+def _option(label: str, invitation_id: int, ref: str, index: int, value: str) -> kb.Button:
     """An answer button: it carries the option's value when that fits, else its position."""
     if kb.SEP not in value:
         try:

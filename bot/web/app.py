@@ -27,8 +27,24 @@ def _web_page(settings: Settings, name: str, status: int = 200, **context: objec
     return page(settings, f"web/{name}.html", context, status)
 
 
+class WebApp(FastAPI):
+    """The FastAPI app, with Telegram's POSTs to the webhook answered ahead of its layers."""
+
+    async def __call__(
+        self, scope: telegram_hook.Scope, receive: telegram_hook.Receive, send: telegram_hook.Send
+    ) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(telegram_hook.PREFIX)
+        ):
+            await telegram_hook.serve(self.state, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    app = FastAPI(title="Evalbot", docs_url=None, redoc_url=None, openapi_url=None)
+    app = WebApp(title="Evalbot", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.include_router(survey_form.router)
@@ -36,7 +52,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(offers.router)
     app.include_router(unsubscribe.router)
     app.include_router(register.router)
-    app.include_router(telegram_hook.router)
     app.include_router(texts.router)
     admin.install(app)
 
