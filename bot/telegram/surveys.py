@@ -12,23 +12,18 @@ keyboard) changes nothing and says so; so does a tap on a closed survey.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
-from sqlalchemy import update as sa_update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.telegram import keyboards as kb
+from bot.telegram.chat_pointer import forget, remember
 from bot.telegram.context import Services, person_for_chat
 from bot.telegram.html import escape
+from bot.telegram.question_view import question_buttons, question_text, shown_answer
 from bot.telegram.replies import Reply, respond
 from bot.templating import local_time
 from surveys import engine, tokens
@@ -180,7 +175,7 @@ def typed(session: Session, svc: Services, chat: int, text: str) -> Reply:
     now = svc.now()
     closed = _closed_message(invitation, now)
     if closed is not None:
-        _forget(session, chat)
+        forget(session, chat)
         return Reply(escape(closed))
     survey = _load(session, svc, invitation)
     try:
@@ -311,7 +306,7 @@ def _toggle(
     survey = _load(session, svc, invitation)
     view = survey.question(key)
     mask = args[2] if len(args) > 2 else "0"
-    _remember(session, chat, invitation, key, message_id, svc.now())
+    remember(session, chat, invitation, key, message_id, svc.now())
     return _question_reply(session, chat, survey, view, mask=mask, edit=True, toast="")
 
 
@@ -331,7 +326,7 @@ def _back(
         view = survey.previous_question(key)
     if view is None:
         return Reply(toast="This is the first question.")
-    _remember(session, chat, invitation, view.key, message_id, svc.now())
+    remember(session, chat, invitation, view.key, message_id, svc.now())
     return _question_reply(session, chat, survey, view, edit=True, toast="")
 
 
@@ -352,9 +347,9 @@ def _show_next(
         survey = _load(session, svc, invitation)
     view = survey.next_question()
     if view is None:
-        _remember(session, chat, invitation, None, None, now)
+        remember(session, chat, invitation, None, None, now)
         return _review(survey, edit=edit, toast=toast)
-    _remember(session, chat, invitation, view.key, None, now)
+    remember(session, chat, invitation, view.key, None, now)
     return _question_reply(session, chat, survey, view, edit=edit, toast=toast)
 
 
@@ -368,7 +363,7 @@ def _review(survey: Survey, *, edit: bool, toast: str | None) -> Reply:
     ]
     for view in views:
         lines.append(f"{view.position}. {escape(view.text)}")
-        lines.append(f"<i>{escape(_shown(view))}</i>")
+        lines.append(f"<i>{escape(shown_answer(view))}</i>")
     invitation_id = survey.invitation.id
     rows = [[kb.button("Send my answers", "f", invitation_id)]]
     if views:
@@ -391,13 +386,13 @@ def _finish(
             return Reply(toast=exc.message, alert=True)
         survey = _load(session, svc, invitation)
         view = survey.question(exc.key)
-        _remember(session, chat, invitation, view.key, None, now)
+        remember(session, chat, invitation, view.key, None, now)
         return _question_reply(
             session, chat, survey, view, edit=True, toast=exc.message, note=exc.message
         )
     survey = finished if finished is not None else _load(session, svc, invitation)
     name = session.execute(_PERSON_NAME, {"person_id": invitation.person_id}).scalar_one()
-    _forget(session, chat)
+    forget(session, chat)
     lines = [
         f"<b>{escape(survey.title)}</b>: {escape(survey.course_title)}",
         "",
@@ -409,56 +404,6 @@ def _finish(
     return Reply("\n".join(lines), None, toast="Sent. Thank you!")
 
 
-def _remember(
-    session: Session,
-    chat: int,
-    invitation: SurveyInvitation,
-    key: str | None,
-    message_id: int | None,
-    now: datetime,
-) -> None:
-    """Note the question on screen, so a typed reply answers it and its buttons stay live.
-
-    One INSERT ... ON CONFLICT statement (SQLite and PostgreSQL alike), not an ORM flush."""
-    values = {
-        "chat_id": chat,
-        "invitation_id": invitation.id,
-        "question_key": key,
-        "message_id": message_id,
-        "updated_at": now,
-    }
-    connection = session.connection()
-    connection.execute(_remember_statement(connection.dialect.name), values)
-    loaded = session.identity_map.get(identity_key(TelegramChat, chat))
-    if loaded is not None:
-        for name, value in values.items():
-            set_committed_value(loaded, name, value)
-
-
-@cache
-def _remember_statement(dialect: str) -> Insert:
-    table = TelegramChat.__table__  # type: ignore[attr-defined]
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    changed = ("invitation_id", "question_key", "message_id", "updated_at")
-    return statement.on_conflict_do_update(
-        index_elements=["chat_id"], set_={name: statement.excluded[name] for name in changed}
-    )
-
-
-def _forget(session: Session, chat: int) -> None:
-    """Nothing on screen to answer any more (one UPDATE statement, not an ORM load and flush)."""
-    session.connection().execute(_FORGET, {"chat": chat})
-    loaded = session.identity_map.get(identity_key(TelegramChat, chat))
-    if loaded is not None:
-        for name in ("invitation_id", "question_key", "message_id"):
-            set_committed_value(loaded, name, None)
-
-
-_FORGET = (
-    sa_update(TelegramChat)
-    .where(col(TelegramChat.chat_id) == bindparam("chat"))
-    .values(invitation_id=None, question_key=None, message_id=None)
-)
 _PERSON_NAME = sa_select(col(Person.name)).where(col(Person.id) == bindparam("person_id"))
 
 
@@ -476,106 +421,6 @@ def _question_reply(
     text = question_text(survey, view, note=note)
     keyboard = kb.markup(question_buttons(survey.invitation.id or 0, view, mask=mask))
     return Reply(text, keyboard, toast=toast, edit=edit)
-
-
-def question_text(survey: Survey, view: QuestionView, *, note: str | None = None) -> str:
-    """The message that asks one question (HTML, every definition and answer text escaped)."""
-    lines = [f"<b>{escape(survey.title)}</b>: {escape(survey.course_title)}"]
-    if view.position == 1 and not survey.answers and survey.intro:
-        lines.append(escape(survey.intro))
-    lines += [
-        f"Question {view.position} of {view.total}",
-        "",
-        f"<b>{escape(view.text)}</b>",
-    ]
-    if view.hint:
-        lines.append(f"<i>{escape(view.hint)}</i>")
-    if view.kind == "scale" and (view.min_label or view.max_label) and view.options:
-        low, high = view.options[0][1], view.options[-1][1]
-        ends = []
-        if view.min_label:
-            ends.append(f"{escape(low)} = {escape(view.min_label)}")
-        if view.max_label:
-            ends.append(f"{escape(high)} = {escape(view.max_label)}")
-        lines.append(" · ".join(ends))
-    if view.kind == "text":
-        limit = f" (up to {view.max_length:,} characters)" if view.max_length else ""
-        lines.append(f"Type your answer and send it{limit}.")
-    elif view.kind == "multiple":
-        lines.append("Choose all that apply, then tap Done.")
-    if view.answered:
-        lines += ["", f"Your answer: {escape(_shown(view))}"]
-        if view.kind == "text":
-            lines.append("Type a new answer to change it, or tap Keep.")
-    if view.optional:
-        lines.append("<i>You may skip this question.</i>")
-    if note:
-        lines += ["", f"<b>{escape(note)}</b>"]
-    return "\n".join(lines)
-
-
-def _shown(view: QuestionView) -> str:
-    if view.answer is None or view.answer == []:
-        return "skipped"
-    labels = dict(view.options)
-    if isinstance(view.answer, list):
-        return ", ".join(labels.get(value, value) for value in view.answer)
-    return labels.get(view.answer, view.answer)
-
-
-def question_buttons(
-    invitation_id: int, view: QuestionView, *, mask: str | None = None
-) -> list[list[kb.Button]]:
-    """The answer buttons of a question, then Back / Skip / Keep."""
-    ref = kb.ref(view.key)
-    rows: list[list[kb.Button]] = []
-    given = view.answer if view.answered else None
-    if view.kind in ("scale", "yesno"):
-        rows.append(
-            [
-                _option(_tick(label, value == given), invitation_id, ref, index, value)
-                for index, (value, label) in enumerate(view.options)
-            ]
-        )
-    elif view.kind == "single":
-        rows += [
-            [_option(_tick(label, value == given), invitation_id, ref, index, value)]
-            for index, (value, label) in enumerate(view.options)
-        ]
-    elif view.kind == "multiple":
-        if mask is None:
-            picked = set(given) if isinstance(given, list) else set()
-            selected = {i for i, (value, _) in enumerate(view.options) if value in picked}
-        else:
-            selected = kb.chosen(mask)
-        for index, (_, label) in enumerate(view.options):
-            toggled = selected ^ {index}
-            box = "☑" if index in selected else "☐"
-            rows.append([kb.button(f"{box} {label}", "m", invitation_id, ref, kb.mask_of(toggled))])
-        rows.append([kb.button("Done", "d", invitation_id, ref, kb.mask_of(selected))])
-    navigation = []
-    if view.position > 1:
-        navigation.append(kb.button("« Back", "b", invitation_id, ref))
-    if view.optional:
-        navigation.append(kb.button("Skip", "k", invitation_id, ref))
-    if view.answered:
-        navigation.append(kb.button("Keep »", "n", invitation_id, ref))
-    rows.append(navigation)
-    return rows
-
-
-def _option(label: str, invitation_id: int, ref: str, index: int, value: str) -> kb.Button:
-    """An answer button: it carries the option's value when that fits, else its position."""
-    if kb.SEP not in value:
-        try:
-            return kb.button(label, "v", invitation_id, ref, value)
-        except kb.CallbackTooLong:
-            pass
-    return kb.button(label, "a", invitation_id, ref, index)
-
-
-def _tick(label: str, chosen: bool) -> str:
-    return f"✓ {label}" if chosen else label
 
 
 def _load(session: Session, svc: Services, invitation: SurveyInvitation) -> Survey:
