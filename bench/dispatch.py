@@ -280,15 +280,16 @@ class Result:
         return self.cpu / self.sent * 1e6
 
 
-def run_workers(commands: list[list[str]]) -> Result:
-    """Start the workers, wait until all are ready, say "go", collect their reports."""
+def run_workers(commands: list[list[str]], tree: Path = ROOT) -> Result:
+    """Start the workers, wait until all are ready, say "go", collect their reports. ``tree``:
+    the checkout whose ``bench/dispatch.py`` (and so whose Evalbot) the workers run."""
     processes = [
         subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *command],
+            [sys.executable, str(tree / "bench" / "dispatch.py"), *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=ROOT,
+            cwd=tree,
         )
         for command in commands
     ]
@@ -335,13 +336,18 @@ def bare_round(
 
 
 def dispatch_round(
-    database_url: str, port: int, messages: int, connections: int, processes: int = 1
+    database_url: str,
+    port: int,
+    messages: int,
+    connections: int,
+    processes: int = 1,
+    tree: Path = ROOT,
 ) -> Result:
-    """``processes`` dispatchers over a fresh outbox of ``messages``; checks that every row was
-    sent once."""
+    """``processes`` dispatchers (of the checkout ``tree``) over a fresh outbox of
+    ``messages``; checks that every row was sent once."""
     fill(database_url, messages)
     command = ["dispatch", database_url, str(port), str(connections)]
-    result = run_workers([command] * processes)
+    result = run_workers([command] * processes, tree)
     if result.sent != messages:
         raise RuntimeError(f"{processes} dispatchers sent {result.sent} of {messages}")
     once = sent_once(database_url)
@@ -369,19 +375,28 @@ def sent_once(database_url: str) -> int:
 
 
 def compare(
-    database_url: str, port: int, messages: int, connections: int, rounds: int, workdir: Path
-) -> tuple[list[Result], list[Result]]:
+    database_url: str,
+    port: int,
+    messages: int,
+    connections: int,
+    rounds: int,
+    workdir: Path,
+    before: Path | None = None,
+) -> tuple[list[Result], list[Result], list[Result]]:
+    """Rounds of the bare loop, the dispatcher and (with ``before``) the dispatcher of another
+    checkout, one after the other."""
     bare: list[Result] = []
     dispatched: list[Result] = []
+    earlier: list[Result] = []
     for _ in range(rounds):
         bare.append(bare_round(database_url, port, messages, connections, workdir))
         dispatched.append(dispatch_round(database_url, port, messages, connections))
-        print(
-            f"  round: bare {bare[-1].rate:.0f}/s, dispatcher {dispatched[-1].rate:.0f}/s, "
-            f"load {dispatched[-1].load:.1f}",
-            flush=True,
-        )
-    return bare, dispatched
+        line = f"  round: bare {bare[-1].rate:.0f}/s, dispatcher {dispatched[-1].rate:.0f}/s"
+        if before is not None:
+            earlier.append(dispatch_round(database_url, port, messages, connections, tree=before))
+            line += f", before {earlier[-1].rate:.0f}/s"
+        print(f"{line}, load {dispatched[-1].load:.1f}", flush=True)
+    return bare, dispatched, earlier
 
 
 def median(values: list[float]) -> float:
@@ -410,6 +425,12 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=0, help="queue this many for the RSS test")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of Evalbot (e.g. an export of main): its dispatcher runs in each "
+        "round too, for a before-and-after in one run",
+    )
+    parser.add_argument(
         "--processes", type=int, default=2, help="with --postgres: dispatchers beside one"
     )
     parser.add_argument(
@@ -432,12 +453,17 @@ def main() -> None:
         )
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'outbox.db'}"
-            bare, dispatched = compare(
-                url, port, args.messages, args.connections, args.rounds, workdir
+            bare, dispatched, earlier = compare(
+                url, port, args.messages, args.connections, args.rounds, workdir, args.before
             )
             report("bare aiosmtplib loop", bare)
             report("dispatcher (SQLite, 1 proc)", dispatched)
             print(f"{'ratio':<32} {ratio(dispatched, bare):8.0%}")
+            print(f"{'CPU a message, bare / dispatcher':<32} {cpu_ratio(bare, dispatched):8.0%}")
+            if earlier:
+                report("dispatcher before (SQLite)", earlier)
+                print(f"{'ratio, before':<32} {ratio(earlier, bare):8.0%}")
+                print(f"{'CPU a message, now / before':<32} {cpu_ratio(dispatched, earlier):8.2f}x")
         if args.postgres:
             postgres(args, port, workdir)
         if args.memory:
