@@ -67,9 +67,11 @@ class Behaviour:
     # stage -> reply for every message, as a misconfigured relay answers (``always_fail``).
     always: dict[str, str] = field(default_factory=dict)
     drop_idle: bool = False  # close each connection after the message it carried
-    # Offer PIPELINING (RFC 2920) in the EHLO reply, as Postfix, Exchange and Microsoft 365 do:
-    # the email channel then writes MAIL, RCPT and DATA at once.
+    # Offer PIPELINING (RFC 2920) and CHUNKING (BDAT, RFC 3030) in the EHLO reply, as Postfix,
+    # Exchange and Microsoft 365 do: the email channel then writes a message's MAIL, RCPT, BDAT
+    # and the message at once (with PIPELINING alone, MAIL, RCPT and DATA).
     pipelining: bool = True
+    chunking: bool = True
     # XOAUTH2: the tokens accepted (a live set, e.g. a FakeEntra's ``valid``) and for which mailbox.
     tokens: set[str] | None = None
     mailbox: str = ""
@@ -129,8 +131,10 @@ class Recorder:
     ) -> list[str]:
         self.connections += 1
         session.host_name = hostname
-        if self.behaviour.pipelining:
-            responses.insert(len(responses) - 1, "250-PIPELINING")
+        offered = [("PIPELINING", self.behaviour.pipelining), ("CHUNKING", self.behaviour.chunking)]
+        for keyword, offer in offered:
+            if offer:
+                responses.insert(len(responses) - 1, f"250-{keyword}")
         return responses
 
     async def handle_MAIL(
@@ -210,6 +214,40 @@ class MisbehavingSMTP(SMTP):
         if self.recorder.behaviour.drop_idle and self.transport is not None:
             self.transport.close()  # as a relay does with a connection left idle too long
 
+    async def smtp_BDAT(self, arg: str) -> None:
+        """BDAT (RFC 3030), which aiosmtpd lacks: the chunk is read whatever the reply, as a
+        relay must, then the message goes to the handler as DATA's would."""
+        size, _, last = arg.partition(" ")
+        if not self.recorder.behaviour.chunking:
+            await self.push('500 Error: command "BDAT" not recognized')
+            return
+        if not size.isdigit() or last.upper() not in ("", "LAST"):
+            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
+            return
+        faults = self.recorder.behaviour.faults
+        ready = self.envelope is not None and self.envelope.rcpt_tos
+        if faults and faults[0] == ("data", "disconnect") and ready:
+            faults.popleft()
+            await self._reader.readexactly(min(int(size), 100))  # some of it, then hang up
+            assert self.transport is not None
+            self.transport.close()
+            return
+        chunk = await self._reader.readexactly(int(size))
+        if not ready:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        assert self.envelope is not None
+        self.envelope.original_content = (self.envelope.original_content or b"") + chunk
+        if not last:
+            await self.push(f"250 2.0.0 {size} bytes received")
+            return
+        self.envelope.content = self.envelope.original_content
+        status = await self._call_handler_hook("DATA")
+        await self.push("250 OK" if not isinstance(status, str) else status)
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        if self.recorder.behaviour.drop_idle and self.transport is not None:
+            self.transport.close()
+
 
 class _Controller(Controller):
     def factory(self) -> SMTP:
@@ -239,11 +277,12 @@ class SmtpServer:
         logins: dict[str, str] | None = None,
         xoauth2: tuple[str, set[str]] | None = None,
         pipelining: bool = True,
+        chunking: bool = True,
     ):
         """``xoauth2``: (mailbox, the tokens accepted), for a relay that takes only XOAUTH2;
-        ``pipelining``: whether the server offers PIPELINING (it takes pipelined commands
-        either way, as aiosmtpd reads one command after another)."""
-        self.behaviour = Behaviour(pipelining=pipelining)
+        ``pipelining`` and ``chunking``: whether the server offers PIPELINING and CHUNKING (it
+        takes pipelined commands either way, as aiosmtpd reads one command after another)."""
+        self.behaviour = Behaviour(pipelining=pipelining, chunking=chunking)
         if xoauth2 is not None:
             self.behaviour.mailbox, self.behaviour.tokens = xoauth2
         self.recorder = Recorder(self.behaviour)
@@ -350,8 +389,8 @@ def read_log(path: Path) -> list[tuple[str, str, str]]:
 
 
 class _FastSink(asyncio.Protocol):
-    """Just enough SMTP for aiosmtplib and the email channel: EHLO, MAIL, RCPT, DATA, RSET,
-    NOOP, QUIT, with PIPELINING."""
+    """Just enough SMTP for aiosmtplib and the email channel: EHLO, MAIL, RCPT, DATA, BDAT,
+    RSET, NOOP, QUIT, with PIPELINING and CHUNKING."""
 
     log: Any = None
     parser = BytesHeaderParser(policy=email.policy.compat32)
@@ -362,6 +401,7 @@ class _FastSink(asyncio.Protocol):
         self.transport = transport
         self.buffer = b""
         self.in_data = False
+        self.chunk: int | None = None  # bytes of a BDAT chunk still to come
         self.recipient = ""
         transport.write(b"220 sink ESMTP\r\n")
 
@@ -371,12 +411,18 @@ class _FastSink(asyncio.Protocol):
         replies: list[bytes] = []
         self.buffer += data
         while True:
-            if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n")
-                if end < 0:
-                    break
-                message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
-                self.in_data = False
+            if self.in_data or self.chunk is not None:
+                if self.chunk is not None:
+                    if len(self.buffer) < self.chunk:
+                        break
+                    message, self.buffer = self.buffer[: self.chunk], self.buffer[self.chunk :]
+                    self.chunk = None
+                else:
+                    end = self.buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
+                    self.in_data = False
                 if self.log is not None:
                     self.log.write(_summary(message, self.recipient, self.parser))
                 if self.delay:
@@ -392,11 +438,14 @@ class _FastSink(asyncio.Protocol):
             verb = line[:4].upper()
             if verb == b"EHLO":
                 replies.append(
-                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 52428800\r\n"
+                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+                    b"250 SIZE 52428800\r\n"
                 )
             elif verb == b"DATA":
                 self.in_data = True
                 replies.append(b"354 go ahead\r\n")
+            elif verb == b"BDAT":  # every message in one chunk, as the email channel sends it
+                self.chunk = int(line.split()[1])
             elif verb == b"RCPT":
                 self.recipient = line.partition(b"<")[2].rstrip(b">").decode()
                 replies.append(b"250 OK\r\n")

@@ -1,8 +1,9 @@
 """The email channel against a real aiosmtpd server on loopback: what arrives, and how each
 misbehaviour of a relay is classed (transient: try again later; permanent: the address is bad).
 
-Each test that uses the ``smtp`` fixture runs twice: against a relay offering PIPELINING (the
-channel writes MAIL, RCPT and DATA at once) and against one that does not (one at a time)."""
+Each test that uses the ``smtp`` fixture runs three times: against a relay offering PIPELINING
+and CHUNKING (the channel writes MAIL, RCPT, BDAT and the message at once), PIPELINING alone
+(MAIL, RCPT and DATA at once, then the message) and neither (one command at a time)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ NOW = utc("2026-03-02 09:00")
 CHLOE = "Chloé O'Brien <Health & Care>"
 
 
-@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+@pytest.fixture(
+    params=[(True, True), (True, False), (False, False)],
+    ids=["bdat", "pipelined-data", "one-command-at-a-time"],
+)
 def smtp(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
-    with running(pipelining=request.param) as server:
+    pipelining, chunking = request.param
+    with running(pipelining=pipelining, chunking=chunking) as server:
         yield server
 
 

@@ -1,9 +1,9 @@
-"""Pipelined sending (RFC 2920) against a real aiosmtpd server on loopback: where the relay
-offers PIPELINING, a message's MAIL, RCPT and DATA go in one write, and every refusal among
-their replies ends as it would have one command at a time: a refused recipient fails that
-message alone, a 4xx is tried again, a refused DATA pauses the channel, a lost connection is
-tried again with the same Message-ID. (``tests/test_email_channel.py`` runs the relay's other
-misbehaviours both ways.)"""
+"""Pipelined sending (RFC 2920, 3030) against a real aiosmtpd server on loopback: where the relay
+offers PIPELINING and CHUNKING, a message's MAIL, RCPT, BDAT and the message go in one write;
+with PIPELINING alone, MAIL, RCPT and DATA. Every refusal among the replies ends as it would
+have one command at a time: a refused recipient fails that message alone, a 4xx is tried again,
+a refused DATA pauses the channel, a lost connection is tried again with the same Message-ID.
+(``tests/test_email_channel.py`` runs the relay's other misbehaviours all three ways.)"""
 
 from __future__ import annotations
 
@@ -28,13 +28,35 @@ CHLOE = "chloe.obrien@northgate.example"
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    with running() as server:
+    """A relay offering PIPELINING but not CHUNKING: MAIL, RCPT and DATA, then the message."""
+    with running(chunking=False) as server:
         yield server
 
 
 def commands_together(server: SmtpServer) -> list[bytes]:
     """What came in the reads from the network that carried a MAIL command."""
     return [chunk for chunk in server.recorder.chunks if chunk.startswith(b"MAIL FROM:")]
+
+
+async def test_a_message_goes_in_one_write_where_the_relay_offers_chunking() -> None:
+    with running() as server:
+        settings = smtp_settings(server.port, smtp_connections=1)
+        channel = SmtpChannel(settings)
+        for n in range(3):
+            outgoing = message(settings, to=f"delegate{n}@riverside.example", outbox_id=n)
+            await channel.send(outgoing)
+        await channel.close()
+        assert len(server.received) == 3
+        for n, (chunk, received) in enumerate(
+            zip(commands_together(server), server.received, strict=True)
+        ):
+            assert chunk == (
+                f"MAIL FROM:<training@riverside.example>\r\n"
+                f"RCPT TO:<delegate{n}@riverside.example>\r\n"
+                f"BDAT {len(received.data)} LAST\r\n".encode()
+                + received.data
+            )
+            assert received.message["To"].addresses[0].addr_spec == f"delegate{n}@riverside.example"
 
 
 async def test_a_message_s_commands_go_in_one_write_where_the_relay_offers_pipelining(
@@ -56,7 +78,7 @@ async def test_a_message_s_commands_go_in_one_write_where_the_relay_offers_pipel
 
 
 async def test_without_pipelining_each_command_waits_for_its_reply() -> None:
-    with running(pipelining=False) as server:
+    with running(pipelining=False) as server:  # CHUNKING alone is not used either
         settings = smtp_settings(server.port, smtp_connections=1)
         channel = SmtpChannel(settings)
         await channel.send(message(settings, outbox_id=1))
@@ -118,7 +140,15 @@ async def test_a_relay_that_takes_data_after_refusing_the_recipient_is_left_for_
     assert b"RSET\r\n" not in smtp.recorder.chunks
 
 
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "pipelined-data"])
 async def test_pipelined_refusals_end_in_the_outbox_as_they_did_one_command_at_a_time(
+    engine: Engine, database_url: str, session: Session, world: World, chunking: bool
+) -> None:
+    with running(chunking=chunking) as smtp:
+        await _refusals_in_the_outbox(engine, database_url, session, smtp, world)
+
+
+async def _refusals_in_the_outbox(
     engine: Engine, database_url: str, session: Session, smtp: SmtpServer, world: World
 ) -> None:
     people: dict[str, Any] = world.standard()

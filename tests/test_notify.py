@@ -289,8 +289,8 @@ def test_no_60_seconds_take_more_than_notifys_3000_though_the_pace_stays_near_50
     busiest = max(
         sum(count for at, count in grants if start <= at < start + 60) for start, _ in grants
     )
-    assert busiest <= 2950  # a second's worth under Notify's 3,000, for requests that bunch up
-    assert sum(count for _, count in grants) >= 49 * 150  # yet close to 50 a second throughout
+    assert busiest <= 2900  # two seconds' worth under Notify's 3,000, for requests that bunch up
+    assert sum(count for _, count in grants) >= 48 * 150  # yet close to 50 a second throughout
 
 
 def test_a_notify_key_that_is_not_one_is_refused_without_showing_it(

@@ -155,16 +155,14 @@ class SmtpChannel:
         recipient = message.recipient
         if not _ADDRESS.fullmatch(recipient):
             raise ChannelError(f"{recipient!r} is not an address email can reach", permanent=True)
-        payload = smtp_payload(
-            build_message(message, mail_from=self.mail_from, reply_to=self.reply_to)
-        )
+        data = build_message(message, mail_from=self.mail_from, reply_to=self.reply_to)
         slot = await self._slots.get()
         try:
-            return Delivered(server_reply=await self._send(slot, recipient, payload))
+            return Delivered(server_reply=await self._send(slot, recipient, data))
         finally:
             self._slots.put_nowait(slot)
 
-    async def _send(self, slot: _Slot, recipient: str, payload: bytes) -> str:
+    async def _send(self, slot: _Slot, recipient: str, data: bytes) -> str:
         session = slot.session
         fresh = session is None or not session.is_connected
         if fresh:
@@ -174,18 +172,19 @@ class SmtpChannel:
         rcpt = b"RCPT TO:<" + recipient.encode() + b">\r\n"
         try:
             try:
-                await session.envelope(self._mail_line, rcpt, self.sender, recipient)
+                response = await session.send(
+                    self._mail_line, rcpt, data, sender=self.sender, recipient=recipient
+                )
             except (SMTPServerDisconnected, ConnectionError):
-                if fresh:
+                if fresh or session.answered:
                     raise
-                # The relay dropped a connection that sat idle. No message was sent on it, so
-                # open a fresh one and carry on.
+                # The relay dropped a connection that sat idle: it answered nothing of this
+                # message, so open a fresh one and carry on.
                 slot.drop()
                 slot.session = session = await self._connect()
-                await session.envelope(self._mail_line, rcpt, self.sender, recipient)
-            # The message was escaped for DATA by ``smtp_payload`` (aiosmtplib's ``data()``
-            # would run two regular expressions over it).
-            response = await session.message(payload)
+                response = await session.send(
+                    self._mail_line, rcpt, data, sender=self.sender, recipient=recipient
+                )
         except ChannelError:
             raise
         except Exception as exc:

@@ -1,10 +1,14 @@
-"""The sending half of one relay connection: MAIL, RCPT, DATA and the message.
+"""The sending half of one relay connection: MAIL, RCPT and the message.
 
 aiosmtplib opens the connection (the greeting, EHLO, STARTTLS and the login); the transport is
-then handed to an ``SmtpSession``, which sends the messages. Where the relay offers PIPELINING
-(RFC 2920), the three commands of a message go in one write and their three replies are read
-together, then the message: two round trips a message instead of four. Without it, each command
-waits for its reply, as aiosmtplib's ``sendmail`` does.
+then handed to an ``SmtpSession``, which sends the messages, in as few round trips as the relay
+allows:
+
+- with PIPELINING and CHUNKING (RFC 2920 and 3030; Postfix, Exchange and Microsoft 365 offer
+  both): MAIL, RCPT, ``BDAT <size> LAST`` and the message in one write, three replies read
+  together: one round trip a message;
+- with PIPELINING only: MAIL, RCPT and DATA in one write, then the message after the 354: two;
+- with neither, each command waits for its reply, as aiosmtplib's ``sendmail`` does: four.
 
 The session reads replies itself because aiosmtplib's protocol expects one reply per command
 awaited: a reply that arrives while the one before is waiting to be collected is dropped, and a
@@ -13,8 +17,9 @@ pipelined group would never be seen.
 
 Failures are aiosmtplib's exceptions (``SMTPSenderRefused``, ``SMTPRecipientRefused``,
 ``SMTPDataError``, ``SMTPServerDisconnected``, ``SMTPReadTimeoutError``), raised for the first
-command of a message that failed, whichever way the commands were sent, so the email channel
-classes them as it classes aiosmtplib's own.
+command of a message that failed, whichever way it was sent, so the email channel classes them
+as it classes aiosmtplib's own. A relay answers every command of a pipelined group, so after a
+refusal all the group's replies have been read and the connection serves the next message.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
+from bot.channels.mime import smtp_payload
+
 __all__ = ["SmtpSession"]
 
 MAX_REPLY = 32 * 1024  # a reply longer than this (endless continuation lines) is a broken relay
@@ -50,7 +57,9 @@ class SmtpSession(asyncio.Protocol):
             raise SMTPServerDisconnected("Connection lost")
         self.client = client
         self.pipelining = client.supports_extension("pipelining")
+        self.chunking = self.pipelining and client.supports_extension("chunking")
         self.timeout = timeout
+        self.answered = False  # whether the relay answered anything for the last message
         self._loop = asyncio.get_running_loop()
         self._transport = cast(asyncio.Transport, transport)
         self._buffer = bytearray()
@@ -58,6 +67,8 @@ class SmtpSession(asyncio.Protocol):
         self._owed = 0  # replies to commands written and not yet taken from ``_replies``
         self._wanted = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._lost: SMTPServerDisconnected | None = None
         transport.set_protocol(self)
 
@@ -67,51 +78,59 @@ class SmtpSession(asyncio.Protocol):
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def envelope(self, mail: bytes, rcpt: bytes, sender: str, recipient: str) -> None:
-        """MAIL (``mail`` is its whole line), RCPT and DATA, up to the relay's 354: after it,
-        ``message``. Raises for the first command the relay refused."""
-        if not self.pipelining:
-            reply = await self._command(mail)
-            if reply.code != 250:
-                raise SMTPSenderRefused(reply.code, reply.message, sender)
-            reply = await self._command(rcpt)
-            if reply.code not in (250, 251):
-                raise SMTPRecipientRefused(reply.code, reply.message, recipient)
-            reply = await self._command(b"DATA\r\n")
-            if reply.code != 354:
-                raise SMTPDataError(reply.code, reply.message)
-            return
-        self._write(b"".join((mail, rcpt, b"DATA\r\n")), 3)
-        stopped = await self._gather(3)
-        replies = [self._replies.popleft() for _ in range(min(3, len(self._replies)))]
-        self._owed -= len(replies)
-        refusal: SMTPException | None = None
-        if replies and replies[0].code != 250:
-            refusal = SMTPSenderRefused(replies[0].code, replies[0].message, sender)
-        elif len(replies) > 1 and replies[1].code not in (250, 251):
-            refusal = SMTPRecipientRefused(replies[1].code, replies[1].message, recipient)
-        elif len(replies) > 2 and replies[2].code != 354:
-            refusal = SMTPDataError(replies[2].code, replies[2].message)
-        if refusal is not None:
-            if len(replies) > 2 and replies[2].code == 354:
-                # The relay took DATA after refusing what came before it, and now waits for a
-                # message that will not come: this connection is of no further use.
-                self.close()
-            raise refusal
-        if stopped is not None:
-            raise stopped
-
-    async def message(self, payload: bytes) -> SMTPResponse:
-        """The message (escaped and ended by ``smtp_payload``), after ``envelope``; the relay's
-        reply when it accepted it."""
-        self._write(payload, 1)
-        stopped = await self._gather(1)
-        if stopped is not None:
-            raise stopped
-        reply = self._take()
+    async def send(
+        self, mail: bytes, rcpt: bytes, message: bytes, *, sender: str, recipient: str
+    ) -> SMTPResponse:
+        """Send ``message`` (as ``build_message`` made it) with the MAIL and RCPT lines given;
+        the relay's reply when it took the message. Raises for the first command refused."""
+        self.answered = False
+        if self.chunking:
+            size = b"BDAT %d LAST\r\n" % len(message)
+            self._write(b"".join((mail, rcpt, size, message)), 3)
+            replies = await self._group(3, sender, recipient)
+            self._check_envelope(replies, sender, recipient)
+            if replies[2].code != 250:
+                raise SMTPDataError(replies[2].code, replies[2].message)
+            return replies[2]
+        if self.pipelining:
+            self._write(b"".join((mail, rcpt, b"DATA\r\n")), 3)
+            replies = await self._group(3, sender, recipient)
+            try:
+                self._check_envelope(replies, sender, recipient)
+            except SMTPResponseException:
+                if replies[2].code == 354:
+                    # The relay took DATA after refusing what came before it, and now waits for
+                    # a message that will not come: this connection is of no further use.
+                    self.close()
+                raise
+        else:
+            self._check_envelope([await self._command(mail)], sender, recipient)
+            self._check_envelope([_ACCEPTED, await self._command(rcpt)], sender, recipient)
+            replies = [_ACCEPTED, _ACCEPTED, await self._command(b"DATA\r\n")]
+        if replies[2].code != 354:
+            raise SMTPDataError(replies[2].code, replies[2].message)
+        reply = await self._command(smtp_payload(message))
         if reply.code != 250:
             raise SMTPDataError(reply.code, reply.message)
         return reply
+
+    @staticmethod
+    def _check_envelope(replies: list[SMTPResponse], sender: str, recipient: str) -> None:
+        if replies[0].code != 250:
+            raise SMTPSenderRefused(replies[0].code, replies[0].message, sender)
+        if len(replies) > 1 and replies[1].code not in (250, 251):
+            raise SMTPRecipientRefused(replies[1].code, replies[1].message, recipient)
+
+    async def _group(self, count: int, sender: str, recipient: str) -> list[SMTPResponse]:
+        """The replies to ``count`` commands written together. Should the connection fail
+        before all have come, a refusal among those that did is raised before the failure."""
+        stopped = await self._gather(count)
+        if stopped is None:
+            return [self._take() for _ in range(count)]
+        came = [self._take() for _ in range(min(count, len(self._replies)))]
+        if came:
+            self._check_envelope(came, sender, recipient)
+        raise stopped
 
     async def rset(self) -> None:
         """Ready the connection for the next message after a refusal, or close it where the
@@ -164,21 +183,32 @@ class SmtpSession(asyncio.Protocol):
         waiter = self._loop.create_future()
         self._wanted, self._waiter = count, waiter
         wait = timeout if timeout is not None else self.timeout
-        timer = None if wait is None else self._loop.call_later(wait, self._time_out, waiter)
+        if wait is not None:
+            # One timer serves many waits: it is moved on only when it fires (``_check_time``),
+            # rather than made and cancelled for every reply.
+            self._deadline = self._loop.time() + wait
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._check_time)
+            elif self._timer.when() > self._deadline:
+                self._timer.cancel()
+                self._timer = self._loop.call_at(self._deadline, self._check_time)
         try:
             await waiter
         except SMTPException as exc:
             return exc
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
         return None
 
-    @staticmethod
-    def _time_out(waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
+    def _check_time(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._loop.time() >= self._deadline:
             waiter.set_exception(SMTPReadTimeoutError("Timed out waiting for server response"))
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._check_time)
 
     # --- asyncio's protocol -------------------------------------------------------------------
 
@@ -211,6 +241,7 @@ class SmtpSession(asyncio.Protocol):
             if line[3:4] != b"-":
                 text = b"\n".join(lines).decode("utf-8", "surrogateescape")
                 self._replies.append(SMTPResponse(int(code), text))
+                self.answered = True
                 del buffer[:start]
                 start = 0
                 lines = []
@@ -225,6 +256,9 @@ class SmtpSession(asyncio.Protocol):
         lost = SMTPServerDisconnected("Connection lost")
         lost.__cause__ = exc
         self._fail(lost)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _fail(self, exc: SMTPException) -> None:
         if self._lost is None and isinstance(exc, SMTPServerDisconnected):
@@ -232,3 +266,6 @@ class SmtpSession(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
+
+
+_ACCEPTED = SMTPResponse(250, "")  # stands for a reply already checked
