@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dispatch import fill  # noqa: E402
+from bench.delivery_workers import fill  # noqa: E402
 from tests.fake_notify import API_KEY, EMAIL_TEMPLATE, FakeNotify  # noqa: E402
 
 
