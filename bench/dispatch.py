@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/dispatch.py [--messages 20000] [--connections 4] [--rounds 3]
         [--sink fast-sink|sink] [--postgres URL] [--memory 100000] [--skip-sqlite]
-        [--relay-ms MS] [--processes 2]
+        [--relay-ms MS] [--processes 2] [--before DIR]
 
 Every process stands alone, because the machine may have only two cores and a sink or a sender
 sharing a process (and its GIL) with what is measured would distort it:
 
 - the SMTP sink (``tests/smtp_servers.py``; ``fast-sink`` by default, a minimal asyncio server
-  that costs far less per message than aiosmtpd's ``sink``, so the senders are what is measured);
+  that costs far less per message than aiosmtpd's ``sink``, so the senders are what is measured;
+  it offers PIPELINING and CHUNKING, as Postfix and Microsoft 365 do, which the dispatcher uses
+  and the bare loop does not);
 - the bare loop: ``--connections`` aiosmtplib connections, each sending pre-built messages of the
   size the dispatcher sends, one after another, with nothing else to do;
 - the dispatcher: ``Dispatcher.run(until_idle=True)`` over an outbox of ``--messages`` rows
@@ -26,239 +28,34 @@ average at the end of every round. CPU is each worker's own (``getrusage`` of th
 With ``--postgres``, one dispatcher process and then ``--processes`` share a PostgreSQL outbox of
 the same size; after each run every row must be sent, claimed once (``attempts`` is 1) and
 counted once by the workers. ``--memory N`` queues N messages in SQLite and reports the
-dispatcher's peak memory while it sends them all.
+dispatcher's peak memory while it sends them all. ``--before DIR`` runs the dispatcher of
+another checkout (``git archive main | tar -x -C DIR``) in every round as well, for a before and
+after in one run. The workers are in ``bench/delivery_workers.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SECRET = "bench-secret-key-0123456789abcdef"
-MAIL_FROM = "Evalbot <evalbot@partnership.example>"
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def settings_for(database_url: str, port: int, connections: int) -> Any:
-    from bot.settings import load_settings
-
-    return load_settings(
-        database_url=database_url,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        smtp_connections=connections,
-        secret_key=SECRET,
-        mail_from=MAIL_FROM,
-        public_url="https://evalbot.partnership.example",
-        partnership_name="Riverside Safeguarding Children Partnership",
-    )
-
-
-# --- the outbox -----------------------------------------------------------------------------
-
-
-def fill(database_url: str, messages: int) -> None:
-    """A migrated database with ``messages`` due rows, each to a person of its own."""
-    from sqlalchemy import text
-
-    from surveys import db
-    from surveys.models import OutboxMessage, Person
-
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    people = Person.__table__  # type: ignore[attr-defined]
-    outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
-    with engine.begin() as connection:
-        connection.execute(text("DELETE FROM outbox"))
-        connection.execute(text("DELETE FROM person"))
-        for start in range(0, messages, 20_000):
-            chunk = range(start, min(messages, start + 20_000))
-            connection.execute(
-                people.insert(),
-                [
-                    {
-                        "id": n + 1,
-                        "name": f"Delegate {n}",
-                        "email": f"delegate{n}@agency.example",
-                        "telegram_link_generation": 0,
-                        "preferred_channel": "email",
-                        "email_status": "ok",
-                        "telegram_status": "ok",
-                        "email_opt_out": False,
-                        "telegram_opt_out": False,
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for n in chunk
-                ],
-            )
-            connection.execute(
-                outbox.insert(),
-                [
-                    {
-                        "idempotency_key": f"bench:{n}",
-                        "person_id": n + 1,
-                        "channel": "email",
-                        "recipient": f"delegate{n}@agency.example",
-                        "template": "admin-test",
-                        "context": {
-                            "sent_by": "the benchmark",
-                            "links": {"survey": ["survey", f"invitation:{n}"]},
-                        },
-                        "kind": "invitation",
-                        "due_at": NOW,
-                        "available_at": NOW,
-                        "state": "pending",
-                        "attempts": 0,
-                        "created_at": NOW,
-                    }
-                    for n in chunk
-                ],
-            )
-    engine.dispose()
-
-
-def sample_message(database_url: str, port: int) -> bytes:
-    """One message as the dispatcher renders and builds it, for the bare loop to send."""
-    from bot.channels.email import build_message
-    from bot.rendering import render_email
-    from surveys.models import Channel, MessageKind, OutboxMessage
-
-    settings = settings_for(database_url, port, 1)
-    row = OutboxMessage(
-        id=1,
-        idempotency_key="bench:1",
-        person_id=1,
-        channel=Channel.EMAIL,
-        recipient="delegate1@agency.example",
-        template="admin-test",
-        context={"sent_by": "the benchmark", "links": {"survey": ["survey", "invitation:1"]}},
-        kind=MessageKind.INVITATION,
-        due_at=NOW,
-        available_at=NOW,
-    )
-    outgoing = render_email(
-        settings, row, recipient=row.recipient, recipient_name="Delegate 1", now=NOW
-    )
-    return build_message(outgoing, mail_from=settings.mail_from, reply_to=None)
-
-
-# --- workers (each in a process of its own) ------------------------------------------------------
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _ready_then_wait() -> float:
-    """Say ready, wait for "go"; returns the process's CPU time at that moment."""
-    print("ready", flush=True)
-    sys.stdin.readline()
-    return _cpu()
-
-
-def _peak_memory_mb() -> float:
-    """This process's own peak resident memory (``VmHWM``), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _finish(sent: int, started: float, cpu_at_start: float) -> None:
-    print(
-        json.dumps(
-            {
-                "sent": sent,
-                "started": started,
-                "ended": time.time(),
-                "cpu": _cpu() - cpu_at_start,
-                "peak_mb": _peak_memory_mb(),
-            }
-        ),
-        flush=True,
-    )
-
-
-def bare_worker(port: int, messages: int, connections: int, message_file: Path) -> None:
-    import aiosmtplib
-
-    data = message_file.read_bytes()
-
-    async def run() -> int:
-        clients = [
-            aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
-            for _ in range(connections)
-        ]
-        for client in clients:
-            await client.connect()
-        cpu = _ready_then_wait()
-        started = time.time()
-        counter = iter(range(messages))
-
-        async def loop(client: aiosmtplib.SMTP) -> int:
-            sent = 0
-            for n in counter:
-                await client.sendmail("evalbot@partnership.example", [f"d{n}@agency.example"], data)
-                sent += 1
-            return sent
-
-        totals = await asyncio.gather(*(loop(c) for c in clients))
-        _finish(sum(totals), started, cpu)
-        for client in clients:
-            await client.quit()
-        return sum(totals)
-
-    asyncio.run(run())
-
-
-def dispatcher_worker(database_url: str, port: int, connections: int) -> None:
-    from bot.channels.registry import build_channels
-    from bot.dispatcher import Dispatcher
-    from surveys.db import make_engine
-
-    settings = settings_for(database_url, port, connections)
-    engine = make_engine(database_url)
-    with engine.connect():
-        pass
-
-    async def run() -> None:
-        channels = build_channels(settings)
-        dispatcher = Dispatcher(
-            engine,
-            settings,
-            channels,
-            clock=lambda: datetime.now(UTC),
-            database_thread=engine.dialect.name == "postgresql",  # as `outbox deliver` does
-        )
-        cpu = _ready_then_wait()
-        started = time.time()
-        report = await dispatcher.run(until_idle=True)
-        _finish(report.sent, started, cpu)
-        for channel in channels.values():
-            await channel.close()
-
-    asyncio.run(run())
-
+from bench.delivery_workers import (  # noqa: E402
+    bare_worker,
+    dispatcher_worker,
+    fill,
+    sample_message,
+)
 
 # --- the conductor -------------------------------------------------------------------------------
 
@@ -280,15 +77,16 @@ class Result:
         return self.cpu / self.sent * 1e6
 
 
-def run_workers(commands: list[list[str]]) -> Result:
-    """Start the workers, wait until all are ready, say "go", collect their reports."""
+def run_workers(commands: list[list[str]], tree: Path = ROOT) -> Result:
+    """Start the workers, wait until all are ready, say "go", collect their reports. ``tree``:
+    the checkout whose ``bench/dispatch.py`` (and so whose Evalbot) the workers run."""
     processes = [
         subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *command],
+            [sys.executable, str(tree / "bench" / "dispatch.py"), *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=ROOT,
+            cwd=tree,
         )
         for command in commands
     ]
@@ -335,13 +133,18 @@ def bare_round(
 
 
 def dispatch_round(
-    database_url: str, port: int, messages: int, connections: int, processes: int = 1
+    database_url: str,
+    port: int,
+    messages: int,
+    connections: int,
+    processes: int = 1,
+    tree: Path = ROOT,
 ) -> Result:
-    """``processes`` dispatchers over a fresh outbox of ``messages``; checks that every row was
-    sent once."""
+    """``processes`` dispatchers (of the checkout ``tree``) over a fresh outbox of
+    ``messages``; checks that every row was sent once."""
     fill(database_url, messages)
     command = ["dispatch", database_url, str(port), str(connections)]
-    result = run_workers([command] * processes)
+    result = run_workers([command] * processes, tree)
     if result.sent != messages:
         raise RuntimeError(f"{processes} dispatchers sent {result.sent} of {messages}")
     once = sent_once(database_url)
@@ -369,19 +172,28 @@ def sent_once(database_url: str) -> int:
 
 
 def compare(
-    database_url: str, port: int, messages: int, connections: int, rounds: int, workdir: Path
-) -> tuple[list[Result], list[Result]]:
+    database_url: str,
+    port: int,
+    messages: int,
+    connections: int,
+    rounds: int,
+    workdir: Path,
+    before: Path | None = None,
+) -> tuple[list[Result], list[Result], list[Result]]:
+    """Rounds of the bare loop, the dispatcher and (with ``before``) the dispatcher of another
+    checkout, one after the other."""
     bare: list[Result] = []
     dispatched: list[Result] = []
+    earlier: list[Result] = []
     for _ in range(rounds):
         bare.append(bare_round(database_url, port, messages, connections, workdir))
         dispatched.append(dispatch_round(database_url, port, messages, connections))
-        print(
-            f"  round: bare {bare[-1].rate:.0f}/s, dispatcher {dispatched[-1].rate:.0f}/s, "
-            f"load {dispatched[-1].load:.1f}",
-            flush=True,
-        )
-    return bare, dispatched
+        line = f"  round: bare {bare[-1].rate:.0f}/s, dispatcher {dispatched[-1].rate:.0f}/s"
+        if before is not None:
+            earlier.append(dispatch_round(database_url, port, messages, connections, tree=before))
+            line += f", before {earlier[-1].rate:.0f}/s"
+        print(f"{line}, load {dispatched[-1].load:.1f}", flush=True)
+    return bare, dispatched, earlier
 
 
 def median(values: list[float]) -> float:
@@ -410,6 +222,12 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=0, help="queue this many for the RSS test")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of Evalbot (e.g. an export of main): its dispatcher runs in each "
+        "round too, for a before-and-after in one run",
+    )
+    parser.add_argument(
         "--processes", type=int, default=2, help="with --postgres: dispatchers beside one"
     )
     parser.add_argument(
@@ -432,12 +250,17 @@ def main() -> None:
         )
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'outbox.db'}"
-            bare, dispatched = compare(
-                url, port, args.messages, args.connections, args.rounds, workdir
+            bare, dispatched, earlier = compare(
+                url, port, args.messages, args.connections, args.rounds, workdir, args.before
             )
             report("bare aiosmtplib loop", bare)
             report("dispatcher (SQLite, 1 proc)", dispatched)
             print(f"{'ratio':<32} {ratio(dispatched, bare):8.0%}")
+            print(f"{'CPU a message, bare / dispatcher':<32} {cpu_ratio(bare, dispatched):8.0%}")
+            if earlier:
+                report("dispatcher before (SQLite)", earlier)
+                print(f"{'ratio, before':<32} {ratio(earlier, bare):8.0%}")
+                print(f"{'CPU a message, now / before':<32} {cpu_ratio(dispatched, earlier):8.2f}x")
         if args.postgres:
             postgres(args, port, workdir)
         if args.memory:
@@ -480,19 +303,30 @@ def postgres(args: argparse.Namespace, port: int, workdir: Path) -> None:
         bare: list[Result] = []
         one: list[Result] = []
         many: list[Result] = []
+        earlier: list[Result] = []
         for _ in range(args.rounds):
             bare.append(bare_round(url, port, args.messages, args.connections, workdir))
             one.append(dispatch_round(url, port, args.messages, args.connections))
             many.append(dispatch_round(url, port, args.messages, args.connections, n))
-            print(
+            line = (
                 f"  round: bare {bare[-1].rate:.0f}/s, one {one[-1].rate:.0f}/s, "
-                f"{n} {many[-1].rate:.0f}/s, load {many[-1].load:.1f}",
-                flush=True,
+                f"{n} {many[-1].rate:.0f}/s"
             )
+            if args.before is not None:
+                earlier.append(
+                    dispatch_round(url, port, args.messages, args.connections, tree=args.before)
+                )
+                line += f", one before {earlier[-1].rate:.0f}/s"
+            print(f"{line}, load {many[-1].load:.1f}", flush=True)
         report("bare aiosmtplib loop", bare)
         report("dispatcher (PostgreSQL, 1 proc)", one)
         report(f"dispatcher (PostgreSQL, {n} proc)", many)
         print(f"{'ratio, 1 proc / bare':<32} {ratio(one, bare):8.0%}")
+        print(f"{'CPU a message, bare / 1 proc':<32} {cpu_ratio(bare, one):8.0%}")
+        if earlier:
+            report("dispatcher before (PostgreSQL, 1)", earlier)
+            print(f"{'ratio, before':<32} {ratio(earlier, bare):8.0%}")
+            print(f"{'CPU a message, now / before':<32} {cpu_ratio(one, earlier):8.2f}x")
         print(f"{f'{n} processes / one':<32} {ratio(many, one):8.2f}x")
         print(f"{f'CPU a message, {n} / one':<32} {cpu_ratio(many, one):8.2f}x")
         print(f"{'rows taken twice':<32} {0:8d} (every row sent, claimed once, in every round)")

@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Protocol
 
 from jinja2 import Environment, Template, TemplateError, TemplateNotFound
@@ -90,6 +90,17 @@ def mail_domain(settings: Settings) -> str:
     return _domain(settings.mail_from)
 
 
+def _date_header(now: datetime) -> str:
+    """``now`` as an email's Date header: the same for every message of one second, so it is
+    formatted once a second rather than for every message."""
+    return _formatted_date(now.replace(microsecond=0))
+
+
+@lru_cache(maxsize=4)
+def _formatted_date(second: datetime) -> str:
+    return format_datetime(second)
+
+
 @cache
 def _domain(mail_from: str) -> str:
     return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
@@ -135,7 +146,7 @@ def render_email(
     outbox_id = message.id or 0
     headers = {
         "To": formataddr((recipient_name, recipient), charset="utf-8"),
-        "Date": format_datetime(now),
+        "Date": _date_header(now),
     }
     invite = calendar_invite.invitation(
         message.template,

@@ -1,16 +1,17 @@
 """SMTP servers on loopback for the delivery tests and the benchmark.
 
 - ``SmtpServer``: a real aiosmtpd server in a thread of the test, recording what it receives,
-  that can be told to misbehave: a reply of the test's choosing at MAIL, RCPT or DATA (421, 454,
-  451, 550...), once or for every message (a misconfigured relay: ``554 5.2.252 SendAsDenied``),
-  a recipient it refuses, a connection dropped in the middle of DATA, a DATA it never answers
-  (for timeouts), an idle connection it drops.
+  offering PIPELINING unless told not to, that can be told to misbehave: a reply of the test's
+  choosing at MAIL, RCPT, the DATA command or after the message (421, 454, 451, 550...), once or
+  for every message (a misconfigured relay: ``554 5.2.252 SendAsDenied``), a recipient it
+  refuses, a connection dropped in the middle of DATA, a DATA it never answers (for timeouts),
+  a DATA it takes with no recipient, an idle connection it drops.
 - ``python -m tests.smtp_servers sink --log FILE``: an aiosmtpd sink in its own process that
   writes one line per message received (Message-ID, recipient and Subject, tab-separated), for
   tests that kill dispatcher processes and count what arrived.
 - ``python -m tests.smtp_servers fast-sink``: a minimal SMTP sink on asyncio's protocol layer,
-  for the benchmark: it costs the machine far less per message than aiosmtpd, so a benchmark on
-  two cores measures the senders rather than the sink.
+  offering PIPELINING, for the benchmark: it costs the machine far less per message than
+  aiosmtpd, so a benchmark on two cores measures the senders rather than the sink.
 
 Both sinks print ``port <n>`` on stdout once they listen.
 """
@@ -59,12 +60,19 @@ class Received:
 class Behaviour:
     """What the server does; the test changes it between sends."""
 
-    # One-off replies, used in order: ("mail" | "rcpt" | "data", reply or "disconnect"/"stall").
+    # One-off replies, used in order: (stage, reply or "disconnect"/"stall"), the stage "mail",
+    # "rcpt", "data-command" (the reply to DATA itself; "accept" takes DATA even with no
+    # recipient) or "data" (the reply after the message).
     faults: deque[tuple[str, str]] = field(default_factory=deque)
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply, every time
     # stage -> reply for every message, as a misconfigured relay answers (``always_fail``).
     always: dict[str, str] = field(default_factory=dict)
     drop_idle: bool = False  # close each connection after the message it carried
+    # Offer PIPELINING (RFC 2920) and CHUNKING (BDAT, RFC 3030) in the EHLO reply, as Postfix,
+    # Exchange and Microsoft 365 do: the email channel then writes a message's MAIL, RCPT, BDAT
+    # and the message at once (with PIPELINING alone, MAIL, RCPT and DATA).
+    pipelining: bool = True
+    chunking: bool = True
     # XOAUTH2: the tokens accepted (a live set, e.g. a FakeEntra's ``valid``) and for which mailbox.
     tokens: set[str] | None = None
     mailbox: str = ""
@@ -82,6 +90,7 @@ class Recorder:
         self.data_started = threading.Event()
         self.message_arrived = threading.Event()  # set once a message has been received
         self.xoauth2_logins: list[tuple[str, str]] = []  # (mailbox, token) per XOAUTH2 attempt
+        self.chunks: list[bytes] = []  # what came in each read from the network, in order
 
     def _fault(self, stage: str) -> str | None:
         faults = self.behaviour.faults
@@ -123,6 +132,10 @@ class Recorder:
     ) -> list[str]:
         self.connections += 1
         session.host_name = hostname
+        offered = [("PIPELINING", self.behaviour.pipelining), ("CHUNKING", self.behaviour.chunking)]
+        for keyword, offer in offered:
+            if offer:
+                responses.insert(len(responses) - 1, f"250-{keyword}")
         return responses
 
     async def handle_MAIL(
@@ -166,6 +179,10 @@ class MisbehavingSMTP(SMTP):
 
     recorder: Recorder
 
+    def data_received(self, data: bytes) -> None:
+        self.recorder.chunks.append(bytes(data))
+        super().data_received(data)
+
     async def push(self, status: Any) -> None:
         await super().push(status)
         text = status if isinstance(status, str) else bytes(status).decode(errors="replace")
@@ -175,6 +192,18 @@ class MisbehavingSMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         faults = self.recorder.behaviour.faults
         ready = self.envelope is not None and self.envelope.rcpt_tos
+        if faults and faults[0][0] == "data-command":
+            reply = faults.popleft()[1]
+            if reply != "accept":
+                await self.push(reply)
+                return
+            if not ready:
+                # A relay that takes DATA with no recipient, then waits for a message.
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                with contextlib.suppress(ConnectionError):
+                    while await self._reader.readline():
+                        pass
+                return
         if faults and faults[0] == ("data", "disconnect") and ready:
             faults.popleft()
             await self.push("354 End data with <CR><LF>.<CR><LF>")
@@ -185,6 +214,40 @@ class MisbehavingSMTP(SMTP):
         await super().smtp_DATA(arg)
         if self.recorder.behaviour.drop_idle and self.transport is not None:
             self.transport.close()  # as a relay does with a connection left idle too long
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        """BDAT (RFC 3030), which aiosmtpd lacks: the chunk is read whatever the reply, as a
+        relay must, then the message goes to the handler as DATA's would."""
+        size, _, last = arg.partition(" ")
+        if not self.recorder.behaviour.chunking:
+            await self.push('500 Error: command "BDAT" not recognized')
+            return
+        if not size.isdigit() or last.upper() not in ("", "LAST"):
+            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
+            return
+        faults = self.recorder.behaviour.faults
+        ready = self.envelope is not None and self.envelope.rcpt_tos
+        if faults and faults[0] == ("data", "disconnect") and ready:
+            faults.popleft()
+            await self._reader.readexactly(min(int(size), 100))  # some of it, then hang up
+            assert self.transport is not None
+            self.transport.close()
+            return
+        chunk = await self._reader.readexactly(int(size))
+        if not ready:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        assert self.envelope is not None
+        self.envelope.original_content = (self.envelope.original_content or b"") + chunk
+        if not last:
+            await self.push(f"250 2.0.0 {size} bytes received")
+            return
+        self.envelope.content = self.envelope.original_content
+        status = await self._call_handler_hook("DATA")
+        await self.push("250 OK" if not isinstance(status, str) else status)
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        if self.recorder.behaviour.drop_idle and self.transport is not None:
+            self.transport.close()
 
 
 class _Controller(Controller):
@@ -214,9 +277,13 @@ class SmtpServer:
         starttls_context: ssl.SSLContext | None = None,
         logins: dict[str, str] | None = None,
         xoauth2: tuple[str, set[str]] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
     ):
-        """``xoauth2``: (mailbox, the tokens accepted), for a relay that takes only XOAUTH2."""
-        self.behaviour = Behaviour()
+        """``xoauth2``: (mailbox, the tokens accepted), for a relay that takes only XOAUTH2;
+        ``pipelining`` and ``chunking``: whether the server offers PIPELINING and CHUNKING (it
+        takes pipelined commands either way, as aiosmtpd reads one command after another)."""
+        self.behaviour = Behaviour(pipelining=pipelining, chunking=chunking)
         if xoauth2 is not None:
             self.behaviour.mailbox, self.behaviour.tokens = xoauth2
         self.recorder = Recorder(self.behaviour)
@@ -317,7 +384,8 @@ def read_log(path: Path) -> list[tuple[str, str, str]]:
 
 
 class _FastSink(asyncio.Protocol):
-    """Just enough SMTP for aiosmtplib: EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT."""
+    """Just enough SMTP for aiosmtplib and the email channel: EHLO, MAIL, RCPT, DATA, BDAT,
+    RSET, NOOP, QUIT, with PIPELINING and CHUNKING."""
 
     log: Any = None
     parser = BytesHeaderParser(policy=email.policy.compat32)
@@ -328,45 +396,63 @@ class _FastSink(asyncio.Protocol):
         self.transport = transport
         self.buffer = b""
         self.in_data = False
+        self.chunk: int | None = None  # bytes of a BDAT chunk still to come
         self.recipient = ""
         transport.write(b"220 sink ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
+        # The replies to what arrived together go in one write, as a relay offering
+        # PIPELINING sends them (RFC 2920).
+        replies: list[bytes] = []
         self.buffer += data
         while True:
-            if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n")
-                if end < 0:
-                    return
-                message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
-                self.in_data = False
+            if self.in_data or self.chunk is not None:
+                if self.chunk is not None:
+                    if len(self.buffer) < self.chunk:
+                        break
+                    message, self.buffer = self.buffer[: self.chunk], self.buffer[self.chunk :]
+                    self.chunk = None
+                else:
+                    end = self.buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
+                    self.in_data = False
                 if self.log is not None:
                     self.log.write(_summary(message, self.recipient, self.parser))
                 if self.delay:
                     loop = asyncio.get_running_loop()
                     loop.call_later(self.delay, self.transport.write, b"250 2.0.0 Ok: queued\r\n")
                 else:
-                    self.transport.write(b"250 2.0.0 Ok: queued\r\n")
+                    replies.append(b"250 2.0.0 Ok: queued\r\n")
                 continue
             end = self.buffer.find(b"\r\n")
             if end < 0:
-                return
+                break
             line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
             verb = line[:4].upper()
             if verb == b"EHLO":
-                self.transport.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
+                replies.append(
+                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+                    b"250 SIZE 52428800\r\n"
+                )
             elif verb == b"DATA":
                 self.in_data = True
-                self.transport.write(b"354 go ahead\r\n")
+                replies.append(b"354 go ahead\r\n")
+            elif verb == b"BDAT":  # every message in one chunk, as the email channel sends it
+                self.chunk = int(line.split()[1])
             elif verb == b"RCPT":
                 self.recipient = line.partition(b"<")[2].rstrip(b">").decode()
-                self.transport.write(b"250 OK\r\n")
+                replies.append(b"250 OK\r\n")
             elif verb == b"QUIT":
-                self.transport.write(b"221 bye\r\n")
+                replies.append(b"221 bye\r\n")
+                self.transport.write(b"".join(replies))
                 self.transport.close()
                 return
-            else:  # MAIL, RCPT, RSET, NOOP, HELO
-                self.transport.write(b"250 OK\r\n")
+            else:  # MAIL, RSET, NOOP, HELO
+                replies.append(b"250 OK\r\n")
+        if replies:
+            self.transport.write(b"".join(replies))
 
 
 async def _serve(kind: str, port: int, log: Path | None, delay_ms: float = 0.0) -> None:

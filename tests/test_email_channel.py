@@ -1,5 +1,9 @@
 """The email channel against a real aiosmtpd server on loopback: what arrives, and how each
-misbehaviour of a relay is classed (transient: try again later; permanent: the address is bad)."""
+misbehaviour of a relay is classed (transient: try again later; permanent: the address is bad).
+
+Each test that uses the ``smtp`` fixture runs three times: against a relay offering PIPELINING
+and CHUNKING (the channel writes MAIL, RCPT, BDAT and the message at once), PIPELINING alone
+(MAIL, RCPT and DATA at once, then the message) and neither (one command at a time)."""
 
 from __future__ import annotations
 
@@ -23,9 +27,13 @@ NOW = utc("2026-03-02 09:00")
 CHLOE = "Chloé O'Brien <Health & Care>"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with running() as server:
+@pytest.fixture(
+    params=[(True, True), (True, False), (False, False)],
+    ids=["bdat", "pipelined-data", "one-command-at-a-time"],
+)
+def smtp(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    pipelining, chunking = request.param
+    with running(pipelining=pipelining, chunking=chunking) as server:
         yield server
 
 
@@ -281,11 +289,17 @@ async def test_starttls_and_tls_check_the_relays_certificate(
         assert not failed.value.permanent
         assert "certificate" in str(failed.value).lower()
 
-        settings = smtp_settings(server.port, smtp_security=security, smtp_ca_file=certificate[0])
+        settings = smtp_settings(
+            server.port, smtp_security=security, smtp_ca_file=certificate[0], smtp_connections=1
+        )
         channel = SmtpChannel(settings)
+        greetings = server.recorder.connections
         await channel.send(message(settings))
+        await channel.send(message(settings, outbox_id=8))
         await channel.close()
-        assert len(server.received) == 1
+        assert len(server.received) == 2
+        # Both went over one encrypted connection (greeted again after STARTTLS).
+        assert server.recorder.connections - greetings == (2 if security == "starttls" else 1)
 
 
 async def test_the_mail_folder_keeps_one_file_per_message(tmp_path: Path) -> None:

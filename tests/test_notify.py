@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bot.channels.registry import build_channels
 from bot.dispatcher import deliver_due
 from bot.pauses import channel_pauses
+from bot.ratelimit import channel_limits
 from bot.rendering import render_email
 from bot.settings import Settings, SettingsError, load_settings
 from surveys.models import (
@@ -272,6 +273,24 @@ async def test_notifys_rate_and_daily_limits_hold_messages_back(
     assert notify.refusals == []  # never a 429: the limits were kept on our side
     later = await deliver(engine, settings, NOW + timedelta(hours=24, seconds=1))
     assert later.sent == 10
+
+
+def test_no_60_seconds_take_more_than_notifys_3000_though_the_pace_stays_near_50_a_second(
+    notify: FakeNotify, database_url: str
+) -> None:
+    # A bucket of 50 a second alone lets 3,050 through in a minute: a full bucket, then a
+    # minute's refill. Claims every tenth of a second for two and a half minutes:
+    limiter = channel_limits(notify_settings(database_url, notify))[Channel.EMAIL].per_second
+    grants: list[tuple[float, int]] = []
+    for tenth in range(1500):
+        granted = limiter.take(100, NOW + timedelta(seconds=tenth / 10))
+        if granted:
+            grants.append((tenth / 10, granted))
+    busiest = max(
+        sum(count for at, count in grants if start <= at < start + 60) for start, _ in grants
+    )
+    assert busiest <= 2900  # two seconds' worth under Notify's 3,000, for requests that bunch up
+    assert sum(count for _, count in grants) >= 48 * 150  # yet close to 50 a second throughout
 
 
 def test_a_notify_key_that_is_not_one_is_refused_without_showing_it(

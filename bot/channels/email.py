@@ -51,6 +51,7 @@ from bot.channels.mime import (
     envelope_sender,
     smtp_payload,
 )
+from bot.channels.smtp_session import SmtpSession
 from bot.settings import Settings
 from surveys.files import private_folder, write_private
 
@@ -105,12 +106,12 @@ class _Slot:
     """One place in the pool, holding a connection once one is open."""
 
     def __init__(self) -> None:
-        self.client: aiosmtplib.SMTP | None = None
+        self.session: SmtpSession | None = None
 
     def drop(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        self.client = None
+        if self.session is not None:
+            self.session.close()
+        self.session = None
 
 
 class SmtpChannel:
@@ -136,7 +137,10 @@ class SmtpChannel:
         self.sender = envelope_sender(settings.mail_from)
         if not _ADDRESS.fullmatch(self.sender):
             raise ValueError(f"EVALBOT_MAIL_FROM: {settings.mail_from!r} holds no address")
-        self._mail_from_arg = b"FROM:<" + self.sender.encode() + b">"
+        # MAIL and RCPT are written as they are, rather than with ``client.mail()`` and
+        # ``rcpt()``, which parse both addresses again for every message: the sender was
+        # checked once, here; each recipient is checked by ``_ADDRESS``.
+        self._mail_line = b"MAIL FROM:<" + self.sender.encode() + b">\r\n"
         self.reply_to = settings.reply_to
         self.concurrency = settings.smtp_connections
         self._slots: asyncio.Queue[_Slot] = asyncio.Queue()
@@ -148,69 +152,55 @@ class SmtpChannel:
         return f"{self.host}:{self.port}"
 
     async def send(self, message: Outgoing) -> Delivered:
+        recipient = message.recipient
+        if not _ADDRESS.fullmatch(recipient):
+            raise ChannelError(f"{recipient!r} is not an address email can reach", permanent=True)
         data = build_message(message, mail_from=self.mail_from, reply_to=self.reply_to)
-        payload = smtp_payload(data)
         slot = await self._slots.get()
         try:
-            return Delivered(server_reply=await self._send(slot, message.recipient, payload))
+            return Delivered(server_reply=await self._send(slot, recipient, data))
         finally:
             self._slots.put_nowait(slot)
 
-    async def _send(self, slot: _Slot, recipient: str, payload: bytes) -> str:
-        fresh = slot.client is None or not slot.client.is_connected
+    async def _send(self, slot: _Slot, recipient: str, data: bytes) -> str:
+        session = slot.session
+        fresh = session is None or not session.is_connected
         if fresh:
             slot.drop()
-            slot.client = await self._connect()
-        client = slot.client
-        assert client is not None
-        if not _ADDRESS.fullmatch(recipient):
-            raise ChannelError(f"{recipient!r} is not an address email can reach", permanent=True)
+            slot.session = session = await self._connect()
+        assert session is not None
+        rcpt = b"RCPT TO:<" + recipient.encode() + b">\r\n"
         try:
             try:
-                await self._mail(client)
+                response = await session.send(
+                    self._mail_line, rcpt, data, sender=self.sender, recipient=recipient
+                )
             except (SMTPServerDisconnected, ConnectionError):
-                if fresh:
+                if fresh or session.answered:
                     raise
-                # The relay dropped a connection that sat idle. Nothing was sent on it, so
-                # open a fresh one and carry on.
+                # The relay dropped a connection that sat idle: it answered nothing of this
+                # message, so open a fresh one and carry on.
                 slot.drop()
-                slot.client = client = await self._connect()
-                await self._mail(client)
-            reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
-            if reply.code not in (250, 251):
-                raise SMTPRecipientRefused(reply.code, reply.message, recipient)
-            response = await self._data(client, payload)
+                slot.session = session = await self._connect()
+                response = await session.send(
+                    self._mail_line, rcpt, data, sender=self.sender, recipient=recipient
+                )
         except ChannelError:
             raise
         except Exception as exc:
             raise await self._classify(exc, slot, recipient) from exc
         return f"{response.code} {response.message}"
 
-    async def _mail(self, client: aiosmtplib.SMTP) -> None:
-        # MAIL and RCPT are written here rather than with ``client.mail()`` and ``rcpt()``,
-        # which parse both addresses again for every message: a tenth of the time a message
-        # takes. The sender was checked once; the recipient by ``_ADDRESS``.
-        reply = await client.execute_command(b"MAIL", self._mail_from_arg)
-        if reply.code != 250:
-            raise SMTPSenderRefused(reply.code, reply.message, self.sender)
+    async def _connect(self) -> SmtpSession:
+        """A connection that aiosmtplib opened and logged in on, handed to a session."""
+        client = await self._login()
+        try:
+            return SmtpSession(client, timeout=self.timeout)
+        except SMTPServerDisconnected as exc:
+            client.close()
+            raise ChannelError(f"cannot connect to the relay at {self.where}: {_why(exc)}") from exc
 
-    async def _data(self, client: aiosmtplib.SMTP, payload: bytes) -> aiosmtplib.SMTPResponse:
-        # As ``client.data()`` does, but with the message already escaped (``smtp_payload``).
-        # Each connection serves one message at a time (the pool), so nothing else is waiting
-        # for a reply on it.
-        reply = await client.execute_command(b"DATA")
-        if reply.code != 354:
-            raise SMTPDataError(reply.code, reply.message)
-        protocol = client.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("Connection lost")
-        protocol.write(payload)
-        response = await protocol.read_response(timeout=self.timeout)
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
-        return response
-
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _login(self) -> aiosmtplib.SMTP:
         try:
             return await self._open()
         except SMTPAuthenticationError as exc:
@@ -325,17 +315,16 @@ class SmtpChannel:
 
     @staticmethod
     async def _reset(slot: _Slot, *, closing: bool) -> None:
-        if slot.client is None or closing:
+        if slot.session is None or closing:
             slot.drop()  # 421: the relay is closing the connection anyway
             return
-        try:
-            await slot.client.rset()
-        except (SMTPException, OSError, TimeoutError):
+        await slot.session.rset()
+        if not slot.session.is_connected:
             slot.drop()
 
     async def check(self) -> str:
         """Connect (and log in) once, for an admin checking the settings."""
-        client = await self._connect()
+        client = await self._login()
         greeting = client.last_ehlo_response
         await _quit(client)
         return f"{greeting.code} {greeting.message}" if greeting else "connected"
@@ -343,9 +332,10 @@ class SmtpChannel:
     async def close(self) -> None:
         slots = [self._slots.get_nowait() for _ in range(self._slots.qsize())]
         for slot in slots:
-            if slot.client is not None:
-                await _quit(slot.client)
-            slot.client = None
+            if slot.session is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(slot.session.quit(), timeout=2)
+                slot.drop()
             self._slots.put_nowait(slot)
 
 
