@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,11 +105,51 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     from alembic import command
 
     before = current_revision(engine)
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    migrate(engine, command.upgrade, "head")
     return before, current_revision(engine)
+
+
+class ForeignKeysBroken(RuntimeError):
+    """A migration left rows pointing to rows that do not exist; nothing of it was kept."""
+
+
+def migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run alembic's ``step`` (``command.upgrade`` or ``command.downgrade``) to ``revision`` in
+    one transaction on one of Evalbot's connections.
+
+    On SQLite a migration that changes a column rebuilds its table (copy, drop, rename). With
+    foreign keys enforced, dropping a table that other rows point to fails, so they are turned
+    off for the migration, as SQLite's own procedure for altering a table says, and every
+    reference is checked before the transaction commits. SQLite reads the setting only outside
+    a transaction, hence before ``begin``. A step that fails leaves the database as it was.
+    """
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if sqlite:
+                    # Python's sqlite3 opens a transaction only before a data change; the
+                    # migration's first CREATE TABLE would be kept if a later step failed.
+                    connection.exec_driver_sql("BEGIN")
+                config = alembic_config(engine.url.render_as_string(hide_password=False))
+                config.attributes["connection"] = connection
+                step(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        table, row, parent = broken[0][0], broken[0][1], broken[0][2]
+                        raise ForeignKeysBroken(
+                            f"the migration to {revision} would leave {len(broken)} rows "
+                            f"pointing nowhere (the first: {table} row {row}, to {parent}); "
+                            "nothing was changed"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def ensure_current(engine: Engine) -> None:

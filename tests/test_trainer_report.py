@@ -361,7 +361,7 @@ def _down_and_up(db: Engine) -> None:
     from alembic import command
     from sqlalchemy import text
 
-    from surveys.db import alembic_config, current_revision
+    from surveys.db import current_revision, migrate
 
     with Session(db) as session:
         people = World(session).standard()
@@ -385,10 +385,7 @@ def _down_and_up(db: Engine) -> None:
         session.commit()  # fmt: skip
 
     def move(step: str, revision: str) -> None:
-        config = alembic_config(db.url.render_as_string(hide_password=False))
-        with db.begin() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, step)(config, revision)
+        migrate(db, getattr(command, step), revision)
 
     move("downgrade", "0003_survey_variants")
     assert current_revision(db) == "0003_survey_variants"
