@@ -62,16 +62,22 @@ class Notices:
         context = self.context
         now = context.now
         booking, course_session = row.booking, row.course_session
-        if booking.replaces_id is not None:
-            return  # a replacement gets its joining details with its nomination
         due = self._send_time(now, row.policy)
         if due >= course_session.starts_at:
             return  # it would arrive after the start
         prefix = f"booking:{booking.id}:confirmation:"
         session_text = self._session_text(row)
         told = None
-        if any(key.startswith(prefix) and state in HANDLED for key, state in known.items()):
-            told = last_confirmation(context.session, booking.id, CONFIRMATION)
+        if booking.replaces_id is not None:
+            # A replacement's joining details come with the nomination (sent, or about to go
+            # with what the session was then): a change after that is told as to anyone.
+            told = last_confirmation(
+                context.session, booking.id, (REPLACEMENT_JOINING, CONFIRMATION), TOLD_OR_TELLING
+            )
+            if told is None:
+                return
+        elif any(key.startswith(prefix) and state in HANDLED for key, state in known.items()):
+            told = last_confirmation(context.session, booking.id, (CONFIRMATION,))
         change = what_changed(told, session_text)
         if told is not None and not change:
             return  # the session is back where and when the delegate was last told
@@ -163,6 +169,11 @@ def what_changed(told: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, 
         ),
     }
 
+
+REPLACEMENT_JOINING = "replacement-joining"
+# A replacement's joining details are "told" from when they are queued: they go out with the
+# session as it was then, whenever the sending window lets them.
+TOLD_OR_TELLING = (OutboxState.SENT, OutboxState.CLAIMED, OutboxState.PENDING, OutboxState.FAILED)
 
 NOT_CHANGED: dict[str, Any] = {
     "changed": False,

@@ -35,7 +35,9 @@ def withdraw_stale(session: Session, rows: list[_Row], report: PlanReport) -> No
         if message.state in UNSENT
         and not message.idempotency_key.endswith(suffix[message.booking_id])
     ]
-    report.messages_withdrawn += withdraw_messages(session, stale, "the session's time changed")
+    report.messages_withdrawn += withdraw_messages(
+        session, stale, "the session's time or place changed"
+    )
     moved = [i for row in rows for i in row.invitations.values() if i.changed]
     if not moved:
         return
@@ -65,16 +67,22 @@ def withdraw_stale(session: Session, rows: list[_Row], report: PlanReport) -> No
 WHERE_AND_WHEN = ("session_starts_at", "session_ends_at", "venue", "online", "joining_link")
 
 
-def last_confirmation(session: Session, booking_id: int, template: str) -> dict[str, Any] | None:
+def last_confirmation(
+    session: Session,
+    booking_id: int,
+    templates: tuple[str, ...],
+    states: tuple[OutboxState, ...] = (OutboxState.SENT, OutboxState.CLAIMED),
+) -> dict[str, Any] | None:
     """What the booking's delegate was last told of their session (when and where), from the
-    newest confirmation that went out (or is going out); None when none has."""
+    newest of its messages of ``templates`` in ``states`` (by default: gone out, or going out
+    now); None when there is none."""
     o = OUTBOX_TABLE.c
     context = session.execute(
         core_select(o.context)
         .where(
             o.booking_id == booking_id,
-            o.template == template,
-            o.state.in_([OutboxState.SENT.value, OutboxState.CLAIMED.value]),
+            o.template.in_(templates),
+            o.state.in_([state.value for state in states]),
         )
         .order_by(o.id.desc())
         .limit(1)

@@ -235,11 +235,15 @@ def queue_trainer_messages(
     ).all()
     if not rows:
         return 0, 0
+    # Sent to the report's trainer as it is now: a report passed to a new trainer is
+    # theirs to be invited to, and reminded from when their own invitation went.
     sent = dict(
         session.exec(
             select(OutboxMessage.invitation_id, func.min(OutboxMessage.sent_at))
+            .join(SurveyInvitation, col(SurveyInvitation.id) == col(OutboxMessage.invitation_id))
             .where(
                 col(OutboxMessage.invitation_id).in_([row[0].id for row in rows]),
+                col(OutboxMessage.person_id) == col(SurveyInvitation.person_id),
                 OutboxMessage.template == INVITATION,
                 OutboxMessage.state != OutboxState.WITHDRAWN,
             )
@@ -258,7 +262,7 @@ def queue_trainer_messages(
                 invitation,
                 course_session,
                 course,
-                key=f"inv:{invitation.id}:open:{signature(course_session)}",
+                key=f"inv:{invitation.id}:open:p{invitation.person_id}:{signature(course_session)}",
                 template=INVITATION,
                 kind=MessageKind.INVITATION,
                 due_at=due_at,
@@ -278,7 +282,10 @@ def queue_trainer_messages(
             invitation,
             course_session,
             course,
-            key=f"inv:{invitation.id}:reminder:{due_count}:{signature(course_session)}",
+            key=(
+                f"inv:{invitation.id}:reminder:{due_count}:p{invitation.person_id}:"
+                f"{signature(course_session)}"
+            ),
             template=REMINDER,
             kind=MessageKind.REMINDER,
             due_at=due_at,

@@ -133,7 +133,9 @@ def migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) 
                 if sqlite:
                     # Python's sqlite3 opens a transaction only before a data change; the
                     # migration's first CREATE TABLE would be kept if a later step failed.
-                    connection.exec_driver_sql("BEGIN")
+                    # IMMEDIATE takes the write lock at once, so a tick or the web app writing
+                    # meanwhile makes the upgrade wait (the busy timeout), not fail.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 config = alembic_config(engine.url.render_as_string(hide_password=False))
                 config.attributes["connection"] = connection
                 step(config, revision)

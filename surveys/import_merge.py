@@ -272,11 +272,17 @@ class Writer:
 
     def _course_session(self, row: Row, new: dict[str, dict[str, Any]]) -> None:
         existing = self.sessions.get(row.session_ref)
+        # An export without the column keeps the link the session has.
+        link = (
+            row.joining_link
+            if "joining_link" in self.columns or existing is None
+            else existing.joining_link
+        )
         fields: dict[str, Any] = {
             "course_id": self.courses[row.course_title.lower()].id,
             "ends_at": row.ends_at,
             "venue": row.venue,
-            "online": _looks_online(row.venue) or bool(row.joining_link),
+            "online": _looks_online(row.venue) or bool(link),
             "min_places": row.min_places,
             "max_places": row.max_places,
         }

@@ -18,8 +18,11 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.settings import Settings, load_settings
+from schedules.cancellation import cancel_booking
+from schedules.nomination import nominate_replacement
+from schedules.policy import load_policy
 from surveys.importer import import_bookings
-from surveys.models import AuditEntry
+from surveys.models import AuditEntry, Booking, CourseSession
 from tests.conftest import utc
 from tests.smtp_servers import SmtpServer, running
 from tests.test_calendar_invite import invitation, outlook_checks, tick_and_deliver
@@ -30,6 +33,7 @@ HEADER = (
     "agency,agency_sector,manager_name,manager_email"
 )
 ALICE = "alice@riverside.example"
+ERIN = "erin.mensah@riverside.example"
 
 
 @pytest.fixture
@@ -143,3 +147,63 @@ def test_the_import_command_names_sessions_with_a_new_venue(
         result.output
     )
     assert "Sessions with a new time" not in result.output
+
+
+def test_an_export_without_the_joining_link_column_keeps_an_online_session_as_it_is(
+    session: Session, engine: Engine, mail_settings: Settings, smtp: SmtpServer
+) -> None:
+    """The online flag follows the link the session has when the export does not carry the
+    column: no "Your course is now in person" to anyone."""
+    header = f"{HEADER},joining_link"
+    with_link = export(venue="Remote session").replace(HEADER, header).rstrip("\n")
+    reimport(session, f"{with_link},https://meet.example/abc\n", "2026-03-01 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-02 09:00"))
+    result = reimport(session, export(venue="Remote session"), "2026-03-02 12:00")
+    assert result.relocated == []
+    course_session = session.exec(select(CourseSession)).one()
+    session.refresh(course_session)
+    assert course_session.online and course_session.joining_link == "https://meet.example/abc"
+    tick_and_deliver(engine, mail_settings, utc("2026-03-03 09:00"))
+    assert len(confirmations(smtp)) == 1
+
+
+def test_a_nominated_replacement_is_told_the_new_venue_too(
+    session: Session, engine: Engine, mail_settings: Settings, smtp: SmtpServer
+) -> None:
+    reimport(session, export(), "2026-03-01 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-02 09:00"))
+    alice = session.exec(select(Booking).where(Booking.ref == "BK-1")).one()
+    cancel_booking(
+        session,
+        alice,
+        now=utc("2026-03-13 10:00"),
+        policy=load_policy({}),
+        zone=LONDON,
+        secret=mail_settings.secret,
+        actor="web",
+    )
+    session.commit()
+    nominate_replacement(
+        session,
+        alice,
+        name="Erin Mensah",
+        email=ERIN,
+        now=utc("2026-03-13 10:30"),
+        actor="web",
+        secret=mail_settings.secret,
+    )
+    session.commit()
+    tick_and_deliver(engine, mail_settings, utc("2026-03-13 11:00"))
+    reimport(session, export(venue="Town Hall, Room 5"), "2026-03-13 12:00")
+    tick_and_deliver(engine, mail_settings, utc("2026-03-13 13:00"))
+    to_erin = [r.message for r in smtp.received if ERIN in r.rcpt_tos]
+    subjects = [str(message["Subject"]) for message in to_erin]
+    assert [s for s in subjects if s.startswith("New venue:")] == [
+        "New venue: Working Together, 16 March 2026"
+    ], subjects
+    told = next(m for m in to_erin if str(m["Subject"]).startswith("New venue:"))
+    assert "The venue was: Civic Centre, Room 2" in text_of(told)
+    assert "Where: Town Hall, Room 5" in text_of(told)
+    # Nothing more once she has been told.
+    tick_and_deliver(engine, mail_settings, utc("2026-03-14 09:00"))
+    assert len([r for r in smtp.received if ERIN in r.rcpt_tos]) == len(to_erin)

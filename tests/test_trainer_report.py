@@ -402,3 +402,31 @@ def test_the_migration_goes_down_and_up_on_sqlite(engine: Engine) -> None:
 
 def test_the_migration_goes_down_and_up_on_postgresql(postgres_engine: Engine) -> None:
     _down_and_up(postgres_engine)
+
+
+def test_a_report_passed_to_a_new_trainer_after_it_opened_invites_them(
+    world, engine, settings, session, database_url
+):
+    """Tariq is asked, then erased; Nadia takes the session over: she gets the invitation
+    itself (not only a reminder timed from Tariq's), and her one reminder two days later."""
+    people = world.standard()
+    timeline = Timeline(engine, settings)
+    timeline.tick("2026-03-02 09:00")
+    timeline.tick("2026-03-16 16:30")
+    env = {"EVALBOT_DATABASE_URL": database_url}
+    assert CliRunner().invoke(cli, ["person", "erase", TARIQ, "--yes"], env=env).exit_code == 0
+    timeline.tick("2026-03-17 09:00")
+    nadia = world.person("Nadia Rahman", "nadia.rahman@partnership.example")
+    course_session = session.get(CourseSession, people["session"].id)
+    assert course_session is not None
+    course_session.trainer_id = nadia.id
+    session.add(course_session)
+    session.commit()
+    for moment in ("2026-03-17 10:00", "2026-03-17 11:00", "2026-03-19 16:30", "2026-03-20 16:30"):
+        timeline.tick(moment)
+    to_nadia = [
+        template
+        for who, template, stage in timeline.sent(since=at("2026-03-17 00:00"))
+        if who == "nadia.rahman@partnership.example" and stage == "trainer"
+    ]
+    assert to_nadia == ["survey-invitation", "survey-reminder"], to_nadia

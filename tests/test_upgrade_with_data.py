@@ -115,3 +115,33 @@ def test_a_migration_that_fails_part_way_changes_nothing(tmp_path: Path) -> None
     assert counts(engine) == held and foreign_keys_hold(engine)
     assert db.upgrade(engine)[1] == db.head_revision(), "and it upgrades afterwards"
     engine.dispose()
+
+
+def test_the_upgrade_holds_the_write_lock_from_its_first_step(tmp_path: Path) -> None:
+    """A tick or the web app writing during an upgrade waits for it (SQLite's busy timeout)
+    rather than making it fail part-way with "database is locked" once it has read."""
+    import sqlite3
+
+    path = tmp_path / "evalbot.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    held = in_use(engine)
+    db.migrate(engine, command.downgrade, BEFORE_TRAINERS)
+    refused: list[str] = []
+
+    def read_then_upgrade(config: Config, revision: str) -> None:
+        connection = config.attributes["connection"]
+        connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        writer = sqlite3.connect(path, timeout=0)  # another process, not willing to wait
+        try:
+            writer.execute("UPDATE person SET name = name")
+        except sqlite3.OperationalError as error:
+            refused.append(str(error))
+        finally:
+            writer.close()
+        command.upgrade(config, revision)
+
+    db.migrate(engine, read_then_upgrade, "head")
+    assert refused == ["database is locked"], "the writer would have waited for the upgrade"
+    assert db.stored_revision(engine) == db.head_revision() and counts(engine) == held
+    engine.dispose()
