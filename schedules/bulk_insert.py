@@ -1,24 +1,19 @@
 """Planning's bulk writes: ``INSERT ... ON CONFLICT`` of many rows at once, their values bound
-here rather than by SQLAlchemy (see ``_bulk_insert``)."""
+here rather than by SQLAlchemy (see ``_bulk_insert``), by the same converters as the
+import's (``surveys.bulk.converter``)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import Table
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from surveys.models import (
-    UTCDateTime,
-)
+from surveys.bulk import converter
 
 
 def _bulk_insert(
@@ -50,7 +45,7 @@ def _bulk_insert(
     converters = [
         (name, convert)
         for name in names
-        if (convert := _converter(table.c[name].type, dialect.name)) is not None
+        if (convert := converter(table.c[name].type, dialect.name)) is not None
     ]
     for row in rows:
         for name, convert in converters:
@@ -64,22 +59,3 @@ def _bulk_insert(
         return session.connection().exec_driver_sql(str(compiled), params).rowcount
     result = session.execute(statement, rows[0] if len(rows) == 1 else rows)
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
-    """What a column type does to a value when binding it, for the types planning writes."""
-    if isinstance(column_type, UTCDateTime):
-        return _sqlite_time if dialect == "sqlite" else _utc
-    if isinstance(column_type, JSON):
-        return json.dumps
-    return None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-@lru_cache(maxsize=8192)
-def _sqlite_time(value: datetime) -> str:
-    """As SQLAlchemy stores a datetime in SQLite (the bookings of a session share their times)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

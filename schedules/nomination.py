@@ -22,6 +22,7 @@ from schedules.booking_facts import (
     facts,
     format_pence,
 )
+from schedules.plan_constants import REPLACEMENT_JOINING
 from schedules.planning import day_length
 from schedules.policy import Policy
 from schedules.waitlist import place_offered
@@ -172,9 +173,9 @@ def nominate_replacement(
         joining["links"] = {"cancel": cancel_link(session, replacement, secret=secret)}
     outbox.enqueue(
         session,
-        key=f"replacement-joining:{replacement.id}",
+        key=f"{REPLACEMENT_JOINING}:{replacement.id}",
         person=person,
-        template="replacement-joining",
+        template=REPLACEMENT_JOINING,
         context=joining,
         due_at=now,
         kind=MessageKind.NOTICE,

@@ -24,6 +24,7 @@ CONFIRMATION = "booking-confirmation"
 INVITATION = "survey-invitation"
 REMINDER = "survey-reminder"
 SESSION_CANCELLED_NOTICE = "session-cancelled"
+REPLACEMENT_JOINING = "replacement-joining"  # a nominated colleague's joining details
 # The messages planning and the tick own: the only ones they ever withdraw.
 PLANNED_TEMPLATES = (CONFIRMATION, INVITATION, REMINDER)
 

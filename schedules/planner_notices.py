@@ -11,7 +11,12 @@ from typing import Any
 from schedules.calendar import cancellation_cutoff, next_send_time
 from schedules.message_context import booking_context, charge_pence, session_context
 from schedules.message_links import link_rows, person_links
-from schedules.plan_constants import CONFIRMATION, HANDLED, SESSION_CANCELLED_NOTICE
+from schedules.plan_constants import (
+    CONFIRMATION,
+    HANDLED,
+    REPLACEMENT_JOINING,
+    SESSION_CANCELLED_NOTICE,
+)
 from schedules.planner_context import PlanContext
 from schedules.planner_replans import last_confirmation
 from schedules.planner_rows import _Row
@@ -170,7 +175,6 @@ def what_changed(told: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, 
     }
 
 
-REPLACEMENT_JOINING = "replacement-joining"
 # A replacement's joining details are "told" from when they are queued: they go out with the
 # session as it was then, whenever the sending window lets them.
 TOLD_OR_TELLING = (OutboxState.SENT, OutboxState.CLAIMED, OutboxState.PENDING, OutboxState.FAILED)

@@ -43,9 +43,6 @@ under ``schedules``.
 from __future__ import annotations
 
 from schedules.bulk_insert import _bulk_insert as _bulk_insert
-from schedules.bulk_insert import _converter as _converter
-from schedules.bulk_insert import _sqlite_time as _sqlite_time
-from schedules.bulk_insert import _utc as _utc
 from schedules.message_context import FirstQuestions as FirstQuestions
 from schedules.message_context import booking_context as booking_context
 from schedules.message_context import charge_pence as charge_pence
