@@ -66,8 +66,24 @@ _HEAD = 1 << 16
 
 
 def _file_lines(path: Path, bom: bool) -> Iterator[str]:
+    """Each line of a CSV UTF-8 file, decoded a block at a time; should a block not be UTF-8,
+    the file is read again from the line reached, a line at a time, to say where."""
+    given = 0
+    try:
+        # Lines end at "\n" alone, as they are counted below and by a text editor.
+        with path.open(encoding="utf-8-sig" if bom else "utf-8", newline="\n") as handle:
+            for line in handle:
+                yield line
+                given += 1
+    except UnicodeDecodeError:
+        yield from _checked_lines(path, bom, given)
+
+
+def _checked_lines(path: Path, bom: bool, skip: int) -> Iterator[str]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if number <= skip:
+                continue
             line = raw[3:] if number == 1 and bom else raw
             try:
                 yield line.decode("utf-8")

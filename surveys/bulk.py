@@ -14,7 +14,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Row, Table, bindparam, insert, update
+from sqlalchemy import JSON, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlmodel import Session
@@ -22,11 +22,41 @@ from sqlmodel import Session
 from surveys.models import UTCDateTime
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``INSERT`` every row (all with the same keys)."""
-    if rows:
-        names = list(rows[0])
-        insert_many(session, table, names, [tuple(row[n] for n in names) for row in rows])
+def insert_new(
+    session: Session,
+    table: Table,
+    key: str,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    same: Mapping[str, Any] | None = None,
+) -> dict[Any, int]:
+    """``insert_many``, and each new row's id by its value of ``key`` (a unique column among
+    ``names``).
+
+    Every new id is above the largest before the insert. On SQLite the ids are given here: this
+    transaction writes to the snapshot it read the largest from (were another write to come
+    between, SQLite would refuse this one), so nothing is read back. PostgreSQL takes its ids
+    from a sequence, which only rises, and they are read back in one query.
+    """
+    if not rows:
+        return {}
+    column = table.c.id
+    before = session.execute(select(func.max(column))).scalar() or 0
+    at = list(names).index(key)
+    if session.get_bind().dialect.name == "sqlite":
+        ids = range(before + 1, before + 1 + len(rows))
+        insert_many(
+            session,
+            table,
+            ("id", *names),
+            [(i, *row) for i, row in zip(ids, rows, strict=True)],
+            same,
+        )
+        return {row[at]: i for i, row in zip(ids, rows, strict=True)}
+    insert_many(session, table, names, rows, same)
+    wanted = {row[at] for row in rows}
+    query = select(column, table.c[key]).where(column > before)
+    return {value: id_ for id_, value in session.execute(query) if value in wanted}
 
 
 def insert_many(

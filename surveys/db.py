@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +26,25 @@ class SchemaOutOfDate(RuntimeError):
     """The database is behind the code; ``evalbot db upgrade`` mends it."""
 
 
+# Every engine made, so that a command can close their connections as it ends (``close_all``).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings Evalbot relies on for each kind of database."""
+    engine = _engine(url, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def close_all() -> None:
+    """Close the pooled connections of every engine made: PostgreSQL sees each session end,
+    and SQLite moves its write-ahead log into the database file as the last one closes."""
+    for engine in list(_ENGINES):
+        engine.dispose()
+
+
+def _engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
             # The web app answers from a pool of threads; with too few connections each burst

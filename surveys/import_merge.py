@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from surveys.audit import record
 from surveys.booking_csv import Problem, Row
 from surveys.booking_fields import clip, length_of
-from surveys.bulk import insert_many, insert_rows, select_in, update_rows
+from surveys.bulk import insert_many, insert_new, select_in, update_rows
 from surveys.import_people import PERSON, People, Tally, chunks, defaults
 from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
 
@@ -109,7 +108,9 @@ class Writer:
                 self.erased += 1
             else:
                 kept.append(row)
-        for agency in {r.agency_key: r for r in kept}.values():
+        # Every row of an agency gives it the same sector (checked): one row of each is enough.
+        done = self.outcomes["agency"].seen
+        for agency in {r.agency_key: r for r in kept if r.agency_key not in done}.values():
             self._agency(agency)
         self.session.flush()
         self.people.take(kept, {key: agency.id for key, agency in self.agencies.items()})
@@ -262,13 +263,9 @@ class Writer:
         if not new:
             return
         table = CourseSession.__table__  # type: ignore[attr-defined]
-        before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
-        insert_rows(self.session, table, list(new.values()))
-        # As for people: every new id is above the largest before.
-        query = select(table.c.id, table.c.ref).where(table.c.id > before)
-        self.session_ids.update(
-            (ref, id_) for id_, ref in self.session.execute(query) if ref in new
-        )
+        names = list(next(iter(new.values())))
+        rows = [tuple(row[name] for name in names) for row in new.values()]
+        self.session_ids.update(insert_new(self.session, table, "ref", names, rows))
 
     def _course_session(self, row: Row, new: dict[str, dict[str, Any]]) -> None:
         existing = self.sessions.get(row.session_ref)
@@ -375,7 +372,7 @@ class Writer:
                     people[row.delegate_email].id,
                     manager_id,
                     row.booked_at or self.now,
-                    (row.status or BookingStatus.BOOKED).value,
+                    _STATUS_TEXT[row.status],
                 )
                 seen.setdefault(row.booking_ref, "created")  # as _Outcomes.note(created=True)
                 continue
@@ -445,6 +442,13 @@ class Writer:
         tallies = {kind: outcomes.tally() for kind, outcomes in self.outcomes.items()}
         tallies["person"] = self.people.tally()
         return tallies
+
+
+# What a new booking's status is stored as (a row without one is booked).
+_STATUS_TEXT: dict[BookingStatus | None, str] = {
+    None: BookingStatus.BOOKED.value,
+    **{s: s.value for s in BookingStatus},
+}
 
 
 def _new_status(stored: BookingStatus, given: BookingStatus | None) -> bool:

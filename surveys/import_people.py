@@ -14,11 +14,10 @@ from enum import Enum
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from surveys.booking_csv import Row
-from surveys.bulk import insert_many, select_in, update_rows
+from surveys.bulk import insert_new, select_in, update_rows
 from surveys.models import Person
 
 PERSON = Person.__table__  # type: ignore[attr-defined]
@@ -124,23 +123,16 @@ class People:
         )
 
     def _insert(self, new: dict[str, _Person]) -> None:
-        if not new:
-            return
-        # Every id given to a new row is above the largest one before it (on PostgreSQL too:
-        # a sequence only rises), so the new people's ids are read back in one query.
-        p = PERSON.c
-        before = self.session.execute(select(func.max(p.id))).scalar() or 0
-        insert_many(
+        ids = insert_new(
             self.session,
             PERSON,
+            "email",
             ("email", "name", "agency_id", "role", "mobile"),
             [(email, n.name, n.agency_id, n.role, n.mobile) for email, n in new.items()],
             {**self._defaults, "created_at": self.now, "updated_at": self.now},
         )
-        for id_, email in self.session.execute(select(p.id, p.email).where(p.id > before)).all():
-            person = new.get(email)
-            if person is not None:
-                person.id = id_
+        for email, person in new.items():
+            person.id = ids[email]
 
     def _load_people(self, emails: list[str]) -> None:
         if self.fresh:

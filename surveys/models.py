@@ -248,7 +248,8 @@ class CourseSession(SQLModel, table=True):
 class Booking(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(sa_type=String(100), unique=True, index=True)
-    session_id: int = Field(foreign_key="course_session.id", index=True)
+    # Looked up by session through ix_booking_session_status (below), whose first column it is.
+    session_id: int = Field(foreign_key="course_session.id")
     delegate_id: int = Field(foreign_key="person.id", index=True)
     manager_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     booked_at: datetime | None = _when()
@@ -265,7 +266,8 @@ class Booking(SQLModel, table=True):
     no_show_reason_at: datetime | None = _when()
     no_show_notified_at: datetime | None = _when()
     # The session's schedule_version this booking's messages were planned for; 0 = not planned.
-    planned_version: int = Field(default=0, index=True)
+    # Only ever compared with "!=", which no index serves: it has none.
+    planned_version: int = Field(default=0)
     source: str = Field(default="import", sa_type=String(20))
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
@@ -448,7 +450,7 @@ from surveys.staff import StaffSession as StaffSession  # noqa: E402
 from surveys.staff import StaffSignIn as StaffSignIn  # noqa: E402
 
 # The console counts each session's bookings by status (surveys/console.py): this index answers
-# that without reading the bookings themselves.
+# that without reading the bookings themselves, and every lookup of a session's bookings.
 Index(
     "ix_booking_session_status",
     Booking.__table__.c.session_id,  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,16 @@ def test_an_import_run_from_the_shell(tmp_path: Path):
         )
         assert result.returncode == 0, result.stderr
     assert "Imported 8 booking rows" in result.stdout
+    # The command ends without Python's teardown (``bot.cli.leave``), but with its work done:
+    # its connection closed, so SQLite's write-ahead log is back in the database file.
+    assert not (tmp_path / "shell.db-wal").exists()
+    with sqlite3.connect(tmp_path / "shell.db") as connection:
+        assert connection.execute("select count(*) from booking").fetchone() == (8,)
+    missing = subprocess.run(
+        [sys.executable, "-m", "bot", "import", "bookings", str(tmp_path / "nowhere.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert missing.returncode == 1
+    assert "nowhere.csv" in missing.stdout + missing.stderr
