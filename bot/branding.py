@@ -6,7 +6,6 @@ import base64
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.etree import ElementTree
 
 from bot.templating import DEFAULT_BRAND_COLOUR, LOGO_PATH, Look
 
@@ -27,6 +26,8 @@ def logo_type(path: Path) -> str:
     if head.startswith(PNG_SIGNATURE):
         return "image/png"
     if b"<svg" in head:
+        from xml.etree import ElementTree  # loaded when first needed: few logos are SVG
+
         try:
             root = ElementTree.fromstring(path.read_bytes())
         except ElementTree.ParseError as exc:

@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from jinja2 import (
-    BaseLoader,
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    select_autoescape,
-)
+# Jinja is loaded when a template is first needed: settings (and so every command) load this
+# module, and most commands render nothing.
+if TYPE_CHECKING:
+    from jinja2 import BaseLoader, Environment
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_BRAND_COLOUR = "#1d4f91"
@@ -77,17 +74,23 @@ def environment() -> Environment:
 
 
 def loader_for(overrides: Path | None) -> BaseLoader:
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
     shipped = FileSystemLoader(TEMPLATES)
     if overrides is None:
         return shipped
     return ChoiceLoader([FileSystemLoader(overrides), shipped])
 
 
-def build_environment(look: Look, undefined: type = StrictUndefined) -> Environment:
+def build_environment(look: Look, undefined: type | None = None) -> Environment:
+    """An environment for ``look``; a template's unknown name is an error (``StrictUndefined``)
+    unless ``undefined`` says otherwise."""
+    from jinja2 import Environment, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=loader_for(look.overrides),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=undefined,
+        undefined=StrictUndefined if undefined is None else undefined,
         auto_reload=False,  # templates ship with the code; no stat() on every render
         trim_blocks=True,
         lstrip_blocks=True,

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
-import holidays
-from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from surveys.models import Stage
 
+DEFAULT_REGION = "ENG"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Messages that have a text-message form (templates/sms/<name>.txt), and those sent as texts by
 # default: survey reminders, the late-cancellation notice to the manager, no-show notices.
@@ -68,6 +67,9 @@ class Span:
         """``at`` moved by this span on ``at``'s own clock (months keep the day, or the month's
         last day when it is shorter)."""
         if self.months:
+            # Loaded when first needed: most commands never compute a send time.
+            from dateutil.relativedelta import relativedelta
+
             at = at + relativedelta(months=self.months)
         return at + self.delta
 
@@ -143,7 +145,7 @@ class Policy(BaseModel):
     window_end: time = time(18, 0)
     window_days: set[int] = Field(default_factory=lambda: {0, 1, 2, 3, 4})  # 0 = Monday
     bank_holidays: bool = True  # never send on a bank holiday
-    bank_holiday_region: str = "ENG"  # England and Wales share their bank holidays
+    bank_holiday_region: str = DEFAULT_REGION  # England and Wales share their bank holidays
     cutoff_working_days: int = 2
     cutoff_hours: int | None = None  # when set, the cut-off is this many hours before the start
     charge_full_day_pence: int = 0
@@ -348,6 +350,10 @@ def _sms_messages(value: Any, key: str) -> frozenset[str]:
 
 
 def _region(value: Any, key: str) -> str:
+    if value == DEFAULT_REGION:
+        return DEFAULT_REGION  # known to ``holidays``: no need to load it to say so
+    import holidays  # loaded when first needed: most commands never look up a bank holiday
+
     known = holidays.list_supported_countries()["GB"]
     if value not in known:
         raise PolicyError(f"{key}: expected one of {', '.join(known)} (given: {value!r})")

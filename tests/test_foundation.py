@@ -153,3 +153,28 @@ def test_an_import_run_from_the_shell(tmp_path: Path):
     )
     assert missing.returncode == 1
     assert "nowhere.csv" in missing.stdout + missing.stderr
+
+
+def test_an_import_loads_neither_the_templates_nor_the_bank_holidays(tmp_path: Path):
+    """Settings and policy load for every command; what only rendering (Jinja) or a send time
+    (holidays, dateutil) needs is loaded when first used, not by every command's start."""
+    url = f"sqlite:///{tmp_path / 'lean.db'}"
+    db.upgrade(db.make_engine(url))
+    script = (  # the command ends by running what is registered to run at exit
+        "import atexit, sys\n"
+        "atexit.register(\n"
+        "    lambda: print(sorted({'jinja2', 'holidays', 'dateutil', 'xml'} & set(sys.modules)))\n"
+        ")\n"
+        "from bot.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "import", "bookings", "examples/bookings.csv"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EVALBOT_DATABASE_URL": url},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Imported 8 booking rows" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
