@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
 _PLACE_OR_NONE = frozenset({None, *_HOLDS_A_PLACE})  # no status: booked
+_BOOKED_OR_NONE = frozenset({None, BookingStatus.BOOKED})
 
 
 class Agreement:
@@ -46,10 +47,15 @@ class Agreement:
     def check_delegate(self, row: Row, problems: list[Problem]) -> bool:
         """The checks of the row's own booking, for a row whose session, course and agency cells
         are those of an earlier row that agreed: they agree again, and change nothing kept."""
-        first = self.bookings.setdefault(
-            row.booking_ref, (row.line, row.delegate_email, row.session_ref)
-        )
-        found = self._place(row) if first[0] == row.line else self._booking(row) + self._place(row)
+        line, email, session_ref = row.line, row.delegate_email, row.session_ref
+        first = self.bookings.setdefault(row.booking_ref, (line, email, session_ref))
+        if first[0] == line and row.status in _BOOKED_OR_NONE:
+            # The most common row by far: a new booking of a place, whose person is on the
+            # session once (as ``_place`` finds, more slowly).
+            mine = (line, row.booking_ref, False)
+            if self.places.setdefault((email, session_ref), mine) is mine:
+                return True
+        found = self._place(row) if first[0] == line else self._booking(row) + self._place(row)
         problems.extend(found)
         return not found
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -20,6 +21,40 @@ from sqlalchemy import table as sa_table
 from sqlmodel import Session
 
 from surveys.models import UTCDateTime
+
+
+@contextmanager
+def indexes_built_after(session: Session, tables: Sequence[Table]) -> Iterator[None]:
+    """Rows written in the block into those of ``tables`` that are empty at its start have
+    their non-unique indexes built once, at its end, rather than kept in order row by row.
+
+    SQLite only, where the indexes are dropped and made again in the caller's transaction: it
+    commits or rolls back with the rows, and other connections keep reading the snapshot they
+    have. On PostgreSQL dropping an index would lock the table against readers: nothing is done.
+    A unique index is always kept, as it is what refuses a second row with the same value.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    connection = session.connection()
+    later = [
+        index
+        for table in tables
+        if connection.execute(select(table.c.id).limit(1)).first() is None
+        for index in sorted(table.indexes, key=lambda index: str(index.name))
+        if not index.unique
+    ]
+    if later and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        # Python's sqlite3 begins a transaction only before a row is written: without this the
+        # indexes would be dropped for good at once, whatever became of the rows.
+        connection.exec_driver_sql("BEGIN")
+    for index in later:
+        index.drop(connection)
+    try:
+        yield
+    finally:
+        for index in later:
+            index.create(connection)
 
 
 def insert_new(

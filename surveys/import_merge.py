@@ -25,6 +25,7 @@ from surveys.import_people import PERSON, People, Tally, chunks, defaults
 from surveys.models import Agency, Booking, BookingStatus, Course, CourseSession, Duration
 
 BOOKING = Booking.__table__  # type: ignore[attr-defined]
+SESSION = CourseSession.__table__  # type: ignore[attr-defined]
 _HOLDS_A_PLACE = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.PARTLY_ATTENDED)
 
 
@@ -82,6 +83,8 @@ class Writer:
         self.erased = 0
         self.writing = True
         self.fresh = session.execute(select(BOOKING.c.id).limit(1)).first() is None
+        # With no session stored before, a session not yet written by this import is new.
+        self.no_sessions = session.execute(select(SESSION.c.id).limit(1)).first() is None
         self._booking_defaults = defaults(Booking)
 
     # One chunk -------------------------------------------------------------------------------
@@ -122,7 +125,8 @@ class Writer:
         for row in firsts.values():
             self._course(row)
         self.session.flush()
-        self._load_sessions(sorted(firsts.keys() - self.sessions.keys()))
+        if not self.no_sessions:
+            self._load_sessions(sorted(firsts.keys() - self.sessions.keys()))
         new_sessions: dict[str, dict[str, Any]] = {}
         for row in firsts.values():
             self._course_session(row, new_sessions)
@@ -198,12 +202,12 @@ class Writer:
         if not waiting:
             return []
         b, p = BOOKING.c, PERSON.c
-        s = CourseSession.__table__.c  # type: ignore[attr-defined]
+        s = SESSION.c
         query = (
             select(b.ref, p.email, s.ref.label("session_ref"))
             .select_from(
                 BOOKING.join(PERSON, p.id == b.delegate_id).join(
-                    CourseSession.__table__,  # type: ignore[attr-defined]
+                    SESSION,
                     s.id == b.session_id,
                 )
             )
@@ -262,7 +266,7 @@ class Writer:
     def _insert_sessions(self, new: dict[str, dict[str, Any]]) -> None:
         if not new:
             return
-        table = CourseSession.__table__  # type: ignore[attr-defined]
+        table = SESSION
         names = list(next(iter(new.values())))
         rows = [tuple(row[name] for name in names) for row in new.values()]
         self.session_ids.update(insert_new(self.session, table, "ref", names, rows))

@@ -21,8 +21,9 @@ from sqlmodel import Session
 
 from surveys.audit import record
 from surveys.booking_csv import OPTIONAL, REQUIRED, Export, ImportFailed, Problem, Row
-from surveys.import_merge import Writer
-from surveys.import_people import Tally
+from surveys.bulk import indexes_built_after
+from surveys.import_merge import BOOKING, Writer
+from surveys.import_people import PERSON, Tally
 
 __all__ = [
     "OPTIONAL",
@@ -67,7 +68,7 @@ def import_bookings(
     export = Export(data, zone)
     writer: Writer | None = None
     rows: list[Row] = []
-    with _fewer_collections():
+    with _fewer_collections(), indexes_built_after(session, (PERSON, BOOKING)):
         for row in export.rows():
             if writer is None:
                 writer = Writer(session, now, actor, export.columns)

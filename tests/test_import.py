@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from surveys.bulk import indexes_built_after
 from surveys.importer import ImportFailed, import_bookings
 from surveys.models import Agency, AuditEntry, Booking, BookingStatus, CourseSession, Person, Sector
 
@@ -258,3 +260,57 @@ def test_a_booking_repeated_further_down_a_big_export_updates_the_one_written(se
     assert (result.bookings.created, result.bookings.updated) == (3, 0)
     statuses = dict(session.exec(select(Booking.ref, Booking.status)).all())
     assert statuses == {"BK-1": "cancelled", "BK-2": "booked", "BK-3": "booked"}
+
+
+def _indexes(engine) -> set[str]:
+    with engine.connect() as connection:
+        return {
+            name
+            for table in ("person", "booking")
+            for name in (index["name"] for index in sa_inspect(connection).get_indexes(table))
+        }
+
+
+def test_a_first_import_builds_its_indexes_after_and_a_failed_one_keeps_them(engine, session):
+    """Into an empty database the people's and bookings' indexes are built once the rows are
+    in (SQLite); whatever becomes of the import, the database ends with every index."""
+    every = _indexes(engine)
+    rows = [
+        ALICE.replace("BK-1", f"BK-{n}").replace("alice@", f"a{n}@").replace("S-1", f"S-{n % 3}")
+        for n in range(7)
+    ]
+    late_problem = rows[6].replace("02/03/2026 09:30", "31/02/2026 09:30")
+    broken = f"{HEADER}\n" + "\n".join([*rows[:6], late_problem])
+    with pytest.raises(ImportFailed):
+        import_bookings(session, broken.encode(), zone=LONDON, now=NOW, actor="t", chunk=2)
+    session.rollback()
+    assert counts(session) == {"Agency": 0, "Person": 0, "CourseSession": 0, "Booking": 0}
+    assert _indexes(engine) == every
+    good = f"{HEADER}\n" + "\n".join(rows)
+    result = import_bookings(session, good.encode(), zone=LONDON, now=NOW, actor="t", chunk=2)
+    session.commit()
+    assert result.bookings.created == 7
+    assert _indexes(engine) == every
+    with engine.connect() as connection:  # the rebuilt index answers lookups by session
+        found = connection.exec_driver_sql(
+            "SELECT count(*) FROM booking INDEXED BY ix_booking_session_status "
+            "WHERE session_id = (SELECT id FROM course_session WHERE ref = 'S-1')"
+        ).scalar()
+    assert found == 2
+
+
+def test_indexes_are_dropped_inside_the_transaction_not_for_good(engine, session):
+    """Were the process to die during a first import, the indexes must still be there: until
+    the import commits, every other connection sees them, and a rollback keeps them."""
+    every = _indexes(engine)
+    tables = (Person.__table__, Booking.__table__)  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError), indexes_built_after(session, tables):
+        if engine.dialect.name == "sqlite":
+            inside = session.connection().exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'ix_booking_status'"
+            )
+            assert inside.all() == []  # dropped for the rows about to be written
+        assert _indexes(engine) == every  # as another connection sees the database
+        raise RuntimeError("the import stops here")
+    session.rollback()
+    assert _indexes(engine) == every
