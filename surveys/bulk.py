@@ -26,12 +26,13 @@ from surveys.models import UTCDateTime
 @contextmanager
 def indexes_built_after(session: Session, tables: Sequence[Table]) -> Iterator[None]:
     """Rows written in the block into those of ``tables`` that are empty at its start have
-    their non-unique indexes built once, at its end, rather than kept in order row by row.
+    their indexes built once, at its end, rather than kept in order row by row.
 
     SQLite only, where the indexes are dropped and made again in the caller's transaction: it
     commits or rolls back with the rows, and other connections keep reading the snapshot they
-    have. On PostgreSQL dropping an index would lock the table against readers: nothing is done.
-    A unique index is always kept, as it is what refuses a second row with the same value.
+    have. A unique index made again refuses the whole transaction should two rows share a
+    value (the writer never gives it two). On PostgreSQL dropping an index would lock the
+    table against readers: nothing is done.
     """
     if session.get_bind().dialect.name != "sqlite":
         yield
@@ -42,7 +43,6 @@ def indexes_built_after(session: Session, tables: Sequence[Table]) -> Iterator[N
         for table in tables
         if connection.execute(select(table.c.id).limit(1)).first() is None
         for index in sorted(table.indexes, key=lambda index: str(index.name))
-        if not index.unique
     ]
     if later and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
         # Python's sqlite3 begins a transaction only before a row is written: without this the

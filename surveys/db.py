@@ -73,6 +73,10 @@ def _create_private_database(url: str) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Pages of 8 KiB rather than SQLite's 4: fewer, fuller pages for a big import to write into
+    # its tables, indexes and log. Only a new, empty database takes it (before WAL mode writes
+    # the file's header); one made before keeps its own.
+    cursor.execute("PRAGMA page_size=8192")
     # WAL lets the web form read while a tick writes; the busy timeout waits out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -40,6 +40,20 @@ def test_upgrade_builds_every_table_on_empty_sqlite(tmp_path: Path):
         "survey_definition_version",
     } <= tables
     assert db.upgrade(engine) == (after, after)  # a second upgrade changes nothing
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 8192
+
+
+def test_a_database_made_with_smaller_pages_keeps_them(tmp_path: Path):
+    path = tmp_path / "older.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA page_size=4096")
+        connection.execute("PRAGMA journal_mode=WAL")
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 def test_upgrade_on_postgres(postgres_engine):
