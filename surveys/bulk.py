@@ -15,7 +15,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Row, Table, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Connection, Index, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlmodel import Session
@@ -24,37 +24,44 @@ from surveys.models import UTCDateTime
 
 
 @contextmanager
-def indexes_built_after(session: Session, tables: Sequence[Table]) -> Iterator[None]:
-    """Rows written in the block into those of ``tables`` that are empty at its start have
-    their indexes built once, at its end, rather than kept in order row by row.
+def indexes_built_after(session: Session, indexes: Sequence[Index]) -> Iterator[None]:
+    """Rows written in the block into a table that is empty at its start have those of
+    ``indexes`` on it built once the block ends, rather than kept in order row by row.
 
-    SQLite only, where the indexes are dropped and made again in the caller's transaction: it
-    commits or rolls back with the rows, and other connections keep reading the snapshot they
-    have. A unique index made again refuses the whole transaction should two rows share a
-    value (the writer never gives it two). On PostgreSQL dropping an index would lock the
-    table against readers: nothing is done.
+    SQLite only, where the indexes are dropped and made again in the caller's transaction: they
+    commit or roll back with the rows, and other connections keep reading the snapshot they
+    have. Should the block raise, they are left to the caller's rollback, which restores them
+    (as it undoes the rows). On PostgreSQL dropping an index would lock the table against
+    readers: nothing is done. Queries in the block get no help from the indexes given.
     """
     if session.get_bind().dialect.name != "sqlite":
         yield
         return
     connection = session.connection()
-    later = [
-        index
-        for table in tables
+    empty = {
+        table.name
+        for table in {index.table for index in indexes if index.table is not None}
         if connection.execute(select(table.c.id).limit(1)).first() is None
-        for index in sorted(table.indexes, key=lambda index: str(index.name))
-    ]
-    if later and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-        # Python's sqlite3 begins a transaction only before a row is written: without this the
-        # indexes would be dropped for good at once, whatever became of the rows.
-        connection.exec_driver_sql("BEGIN")
+    }
+    later = [index for index in indexes if index.table is not None and index.table.name in empty]
+    if later:
+        write_lock(connection)  # or the indexes would be dropped for good at once
     for index in later:
         index.drop(connection)
-    try:
-        yield
-    finally:
-        for index in later:
-            index.create(connection)
+    yield
+    for index in later:
+        index.create(connection)
+
+
+def write_lock(connection: Connection) -> None:
+    """On SQLite, begin the transaction now, holding the database's write lock.
+
+    Python's sqlite3 begins a transaction only as a row is written: a statement before that
+    (a schema change, a read a write depends on) would run on its own, outside it.
+    """
+    driver = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def insert_new(
@@ -68,14 +75,15 @@ def insert_new(
     """``insert_many``, and each new row's id by its value of ``key`` (a unique column among
     ``names``).
 
-    Every new id is above the largest before the insert. On SQLite the ids are given here: this
-    transaction writes to the snapshot it read the largest from (were another write to come
-    between, SQLite would refuse this one), so nothing is read back. PostgreSQL takes its ids
-    from a sequence, which only rises, and they are read back in one query.
+    Every new id is above the largest before the insert. On SQLite the ids are given here,
+    the largest read while holding the write lock, so that no other connection can add a row
+    between; nothing is read back. PostgreSQL takes its ids from a sequence, which only rises,
+    and they are read back in one query.
     """
     if not rows:
         return {}
     column = table.c.id
+    write_lock(session.connection())
     before = session.execute(select(func.max(column))).scalar() or 0
     at = list(names).index(key)
     if session.get_bind().dialect.name == "sqlite":

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from surveys import bulk
 from surveys.bulk import indexes_built_after
 from surveys.importer import ImportFailed, import_bookings
 from surveys.models import Agency, AuditEntry, Booking, BookingStatus, CourseSession, Person, Sector
@@ -304,7 +307,7 @@ def test_indexes_are_dropped_inside_the_transaction_not_for_good(engine, session
     the import commits, every other connection sees them, and a rollback keeps them."""
     every = _indexes(engine)
     tables = (Person.__table__, Booking.__table__)  # type: ignore[attr-defined]
-    with pytest.raises(RuntimeError), indexes_built_after(session, tables):
+    with pytest.raises(RuntimeError), indexes_built_after(session, _all_indexes(tables)):
         if engine.dialect.name == "sqlite":
             inside = session.connection().exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'ix_booking_status'"
@@ -314,3 +317,49 @@ def test_indexes_are_dropped_inside_the_transaction_not_for_good(engine, session
         raise RuntimeError("the import stops here")
     session.rollback()
     assert _indexes(engine) == every
+
+
+def _all_indexes(tables):
+    return sorted((index for table in tables for index in table.indexes), key=lambda i: i.name)
+
+
+def test_a_write_that_fails_while_indexes_wait_is_reported_as_itself(engine, session):
+    every = _indexes(engine)
+    tables = (Agency.__table__,)  # type: ignore[attr-defined]
+    with pytest.raises(IntegrityError), indexes_built_after(session, _all_indexes(tables)):
+        session.add_all([Agency(name="Riverside", sector="health") for _ in range(2)])
+        session.flush()  # two agencies of one name: the unique index is kept
+    session.rollback()
+    assert _indexes(engine) == every and counts(session)["Agency"] == 0
+
+
+def test_new_ids_are_not_taken_by_another_writer_meanwhile(engine, session, monkeypatch):
+    """Between reading the largest id and writing the new people, the service (another
+    connection) cannot add a person: the import holds the write lock from that read on."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL takes ids from a sequence")
+    run_import(session, f"{HEADER}\n{ALICE}\n")  # a database that is not empty
+    path = engine.url.database
+    written = bulk.insert_many
+    others: list[str] = []
+
+    def meanwhile(*args, **kwargs):
+        with sqlite3.connect(path, timeout=0.05) as other:
+            try:
+                other.execute(
+                    "INSERT INTO person (name, email, telegram_link_generation, "
+                    "preferred_channel, email_status, telegram_status, email_opt_out, "
+                    "telegram_opt_out, created_at, updated_at) VALUES ('Zed', 'zed@x.example', "
+                    "0, 'email', 'ok', 'ok', 0, 0, '2026-01-01', '2026-01-01')"
+                )
+                others.append("written")
+            except sqlite3.OperationalError as refused:
+                others.append(str(refused))
+        written(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "insert_many", meanwhile)
+    # A new delegate of a known agency on a known session: the new person is the first write.
+    ann = ALICE.replace("BK-1", "BK-9").replace("Alice Okafor,alice@", "Ann Lee,ann@")
+    result = run_import(session, f"{HEADER}\n{ann}\n")
+    assert result.people.created == 1
+    assert others and others[0] == "database is locked"
