@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -175,15 +176,24 @@ class Agency(SQLModel, table=True):
 
 
 class Person(SQLModel, table=True):
+    # A chat belongs to one person at most; most people have none, and are not in the index.
+    __table_args__ = (
+        Index(
+            "ix_person_telegram_chat_id",
+            "telegram_chat_id",
+            unique=True,
+            sqlite_where=text("telegram_chat_id IS NOT NULL"),
+            postgresql_where=text("telegram_chat_id IS NOT NULL"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_type=String(200))
     email: str = Field(sa_type=String(254), unique=True, index=True)  # stored lower-case
     agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     role: str | None = Field(default=None, sa_type=String(200))
     competency_group: int | None = None  # 1-8
-    telegram_chat_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
-    )
+    telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     telegram_link_generation: int = 0  # bumped when a deep link is used, so each is single use
     preferred_channel: Channel = Field(default=Channel.EMAIL, sa_type=String(20))
     email_status: Deliverability = Field(default=Deliverability.OK, sa_type=String(20))
