@@ -1,12 +1,11 @@
-"""indexes that every new booking or person wrote to for no query's sake
+"""a person's Telegram chat is unique among those who have one
 
-ix_booking_session_id repeats the first column of ix_booking_session_status, which answers
-every lookup by session; planned_version is only ever compared with ``!=``, which no index
-serves. A person's Telegram chat is unique among those who have one: the index holds those
-alone, not an entry for every person without a chat.
+The table-wide constraint kept an entry for every person without a chat, written with each new
+person; the partial index holds only those who have one, and refuses a chat given twice as the
+constraint did.
 
-Revision ID: 0005_leaner_indexes
-Revises: 0004_trainer_stage
+Revision ID: 0006_chat_index
+Revises: 0005_booking_indexes
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_leaner_indexes"
-down_revision = "0004_trainer_stage"
+revision = "0006_chat_index"
+down_revision = "0005_booking_indexes"
 branch_labels = None
 depends_on = None
 
@@ -25,8 +24,6 @@ _HAS_CHAT = sa.text("telegram_chat_id IS NOT NULL")
 
 
 def upgrade() -> None:
-    op.drop_index("ix_booking_session_id", table_name="booking")
-    op.drop_index("ix_booking_planned_version", table_name="booking")
     unique = _chat_constraint()
     if op.get_bind().dialect.name == "sqlite":
         with op.batch_alter_table("person", recreate="always", naming_convention=_UNIQUE) as batch:
@@ -55,5 +52,3 @@ def downgrade() -> None:
     op.drop_index("ix_person_telegram_chat_id", table_name="person")
     with op.batch_alter_table("person") as batch:
         batch.create_unique_constraint("person_telegram_chat_id_key", ["telegram_chat_id"])
-    op.create_index("ix_booking_planned_version", "booking", ["planned_version"])
-    op.create_index("ix_booking_session_id", "booking", ["session_id"])
