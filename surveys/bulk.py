@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Index, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session
 
 from surveys.models import UTCDateTime
@@ -182,10 +182,21 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     )
     for row in rows:
         row["id_"] = row.pop("id")
+    execute_rows(session, table, statement, rows)
+
+
+def execute_rows(
+    session: Session, table: Table, statement: UpdateBase, rows: list[dict[str, Any]]
+) -> int:
+    """Run ``statement`` (on a plain table of ``table``'s columns, so SQLAlchemy converts
+    nothing) once for each of ``rows``, their values turned here, in place, into what
+    ``table``'s columns store. On SQLite the compiled statement goes straight to the driver's
+    ``executemany``. Returns the rows the database says it wrote."""
     dialect = session.get_bind().dialect
     converters = [
         (name, convert)
-        for name in names
+        for name in rows[0]
+        if name in table.c
         if (convert := converter(table.c[name].type, dialect.name)) is not None
     ]
     for row in rows:
@@ -193,13 +204,13 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
             value = row[name]
             if value is not None:
                 row[name] = convert(value)
-    if dialect.name == "sqlite":
+    if dialect.name == "sqlite" and len(rows) > 1:
         compiled = statement.compile(dialect=dialect)
         order = compiled.positiontup or []
-        values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-        session.connection().exec_driver_sql(str(compiled), [values(row) for row in rows])
-    else:
-        session.execute(statement, rows)
+        params = [tuple(row[name] for name in order) for row in rows]
+        return int(session.connection().exec_driver_sql(str(compiled), params).rowcount)
+    result = session.execute(statement, rows[0] if len(rows) == 1 else rows)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
