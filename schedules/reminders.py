@@ -102,17 +102,7 @@ def queue_reminders(
         due_count = reminders_due(stage, base, now, zone)
         if due_count <= invitation.reminders_sent:
             continue
-        claimed = session.execute(
-            update(SurveyInvitation)
-            .where(
-                col(SurveyInvitation.id) == invitation.id,
-                col(SurveyInvitation.reminders_sent) == invitation.reminders_sent,
-                col(SurveyInvitation.status) == InvitationStatus.OPEN,
-            )
-            .values(reminders_sent=due_count, last_reminder_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
+        if not claim_reminder(session, invitation, due_count, now):
             continue
         due_at = next_send_time(now, policy.for_course(course.title), zone)
         if due_at >= invitation.closes_at:
@@ -133,3 +123,20 @@ def queue_reminders(
             extra={"reminder_number": due_count, "reminders_total": len(stage.reminder_offsets())},
         )
     return queued
+
+
+def claim_reminder(
+    session: Session, invitation: SurveyInvitation, due_count: int, now: datetime
+) -> bool:
+    """Take the reminder for this tick, so that two processes never both queue it."""
+    claimed = session.execute(
+        update(SurveyInvitation)
+        .where(
+            col(SurveyInvitation.id) == invitation.id,
+            col(SurveyInvitation.reminders_sent) == invitation.reminders_sent,
+            col(SurveyInvitation.status) == InvitationStatus.OPEN,
+        )
+        .values(reminders_sent=due_count, last_reminder_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(claimed.rowcount) == 1  # type: ignore[attr-defined]

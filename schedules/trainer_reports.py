@@ -47,7 +47,7 @@ from schedules.plan_constants import (
     SESSION_TABLE,
 )
 from schedules.policy import Policy
-from schedules.reminders import reminder_base, reminders_due
+from schedules.reminders import claim_reminder, reminder_base, reminders_due
 from schedules.survey_timing import signature, stage_times
 from surveys.models import (
     Course,
@@ -274,7 +274,7 @@ def queue_trainer_messages(
             continue  # not gone out yet (waiting for the window), or reminded already
         base = reminder_base(stage, course_session, sent_at, zone)
         due_count = reminders_due(stage, base, now, zone)
-        if due_count <= invitation.reminders_sent or not _claim(
+        if due_count <= invitation.reminders_sent or not claim_reminder(
             session, invitation, due_count, now
         ):
             continue
@@ -292,21 +292,6 @@ def queue_trainer_messages(
             extra={"reminder_number": due_count, "reminders_total": len(stage.reminder_offsets())},
         )
     return invitations, reminders
-
-
-def _claim(session: Session, invitation: SurveyInvitation, due_count: int, now: datetime) -> bool:
-    """Take the reminder for this tick, so that two processes never both queue it."""
-    claimed = session.execute(
-        update(SurveyInvitation)
-        .where(
-            col(SurveyInvitation.id) == invitation.id,
-            col(SurveyInvitation.reminders_sent) == invitation.reminders_sent,
-            col(SurveyInvitation.status) == InvitationStatus.OPEN,
-        )
-        .values(reminders_sent=due_count, last_reminder_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(claimed.rowcount) == 1  # type: ignore[attr-defined]
 
 
 class _Messages:
