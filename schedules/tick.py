@@ -190,8 +190,8 @@ def tick(
         commit: Callable[[], None] = session.flush if dry_run else session.commit
         runner = _Steps(session, commit, retry=not dry_run)
 
-        def survey_messages(step: Callable[..., int]) -> int:
-            """Queue survey invitations or reminders: the two steps take the same settings."""
+        def survey_messages(step: Callable[..., _T]) -> _T:
+            """Queue survey invitations or reminders: these steps take the same settings."""
             return step(
                 session,
                 now=now,
@@ -237,15 +237,7 @@ def tick(
             report.invitations = runner.run(lambda: survey_messages(queue_invitation_messages))
             report.reminders = runner.run(lambda: survey_messages(queue_reminders))
             trainer_invitations, trainer_reminders = runner.run(
-                lambda: queue_trainer_messages(
-                    session,
-                    now=now,
-                    policy=policy,
-                    zone=zone,
-                    secret=secret,
-                    definitions_dir=definitions_dir,
-                    telegram=telegram,
-                )
+                lambda: survey_messages(queue_trainer_messages)
             )
             report.invitations += trainer_invitations
             report.reminders += trainer_reminders

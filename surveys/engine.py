@@ -197,17 +197,18 @@ class Survey:
 
 
 # Built once: the form runs them on every page, and building a statement costs more than SQLite
-# takes to run it.
+# takes to run it. What a page shows of the course and the person answering:
+_SHOWN = (
+    col(Course.title),
+    col(Course.learning_outcomes),
+    col(Course.course_type),
+    col(CourseSession.starts_at),
+    col(CourseSession.ends_at),
+    col(Person.name),
+    col(SurveyDefinitionVersion.version),
+)
 _CONTEXT = (
-    sa_select(
-        col(Course.title),
-        col(Course.learning_outcomes),
-        col(Course.course_type),
-        col(CourseSession.starts_at),
-        col(CourseSession.ends_at),
-        col(Person.name),
-        col(SurveyDefinitionVersion.version),
-    )
+    sa_select(*_SHOWN)
     .select_from(Booking)
     .join(CourseSession, col(CourseSession.id) == Booking.session_id)
     .join(Course, col(Course.id) == CourseSession.course_id)
@@ -221,15 +222,7 @@ _CONTEXT = (
 # A session's own survey (the trainer's report): the session's course, and the trainer's name
 # where a delegate's would be.
 _SESSION_CONTEXT = (
-    sa_select(
-        col(Course.title),
-        col(Course.learning_outcomes),
-        col(Course.course_type),
-        col(CourseSession.starts_at),
-        col(CourseSession.ends_at),
-        col(Person.name),
-        col(SurveyDefinitionVersion.version),
-    )
+    sa_select(*_SHOWN)
     .select_from(CourseSession)
     .join(Course, col(Course.id) == CourseSession.course_id)
     .join(Person, col(Person.id) == bindparam("person_id"))
