@@ -177,13 +177,15 @@ class Agency(SQLModel, table=True):
 
 class Person(SQLModel, table=True):
     # A chat belongs to one person at most; most people have none, and are not in the index.
+    # PostgreSQL's index leaves them out too (migration 0006), and refuses a chat given twice
+    # with or without its WHERE: naming PostgreSQL's options here would load its dialect at
+    # every start, SQLite or not.
     __table_args__ = (
         Index(
             "ix_person_telegram_chat_id",
             "telegram_chat_id",
             unique=True,
             sqlite_where=text("telegram_chat_id IS NOT NULL"),
-            postgresql_where=text("telegram_chat_id IS NOT NULL"),
         ),
     )
 
