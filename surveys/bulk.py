@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Index, Row, Table, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Connection, Index, Table, bindparam, func, insert, select, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.sql.dml import UpdateBase
@@ -234,18 +234,25 @@ def sqlite_time(value: datetime) -> str:
 
 def select_in(
     session: Session, query: str, values: list[Any], size: int = 2000
-) -> Iterator[Row[Any]]:
-    """Rows of ``query`` (SQL ending in ``WHERE <column>``) for each of ``values``.
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``query`` (SQL ending in ``WHERE <column>``) for each of ``values``, as the
+    driver gives them (tuples, times as SQLite's text or PostgreSQL's datetimes).
 
     Built as text so thousands of values cost one parameter each: ``IN (?, ...)`` on SQLite, one
-    array parameter (``= ANY(...)``) on PostgreSQL.
+    array parameter (``= ANY(...)``) on PostgreSQL. Read with the driver's own cursor: a
+    re-import reads a row for each of tens of thousands of bookings and people, and SQLAlchemy's
+    result rows would cost more than the query.
     """
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
-    for start in range(0, len(values), size):
-        chunk = values[start : start + size]
-        if postgres:
-            yield from connection.exec_driver_sql(f"{query} = ANY(%(values)s)", {"values": chunk})
-        else:
-            marks = ", ".join("?" * len(chunk))
-            yield from connection.exec_driver_sql(f"{query} IN ({marks})", tuple(chunk))
+    cursor = connection.connection.cursor()
+    try:
+        for start in range(0, len(values), size):
+            chunk = values[start : start + size]
+            if postgres:
+                cursor.execute(f"{query} = ANY(%s)", (chunk,))
+            else:
+                cursor.execute(f"{query} IN ({', '.join('?' * len(chunk))})", chunk)
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()

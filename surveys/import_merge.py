@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -154,18 +155,21 @@ class Writer:
             "b.status_changed_at, b.cancelled_at, b.planned_version, p.email, p.erased_at "
             "FROM booking AS b JOIN person AS p ON p.id = b.delegate_id WHERE b.ref"
         )
-        for row in select_in(self.session, query, refs):
-            found[row.ref] = _Booking(
-                row.id,
-                row.session_id,
-                row.manager_id,
-                _utc(row.booked_at),
-                BookingStatus(row.status),
-                _utc(row.status_changed_at),
-                _utc(row.cancelled_at),
-                row.planned_version,
-                row.email,
-                row.erased_at is not None,
+        for (
+            ref, id_, session_id, manager_id, booked_at, status, changed_at, cancelled_at,
+            version, email, erased_at,
+        ) in select_in(self.session, query, refs):  # fmt: skip
+            found[ref] = _Booking(
+                id_,
+                session_id,
+                manager_id,
+                _utc(booked_at),
+                _STATUS[status],
+                _utc(changed_at),
+                _utc(cancelled_at),
+                version,
+                email,
+                erased_at is not None,
             )
         return found
 
@@ -448,6 +452,8 @@ class Writer:
         return tallies
 
 
+_STATUS = {s.value: s for s in BookingStatus}  # as stored: read without the enum's own lookup
+
 # What a new booking's status is stored as (a row without one is booked).
 _STATUS_TEXT: dict[BookingStatus | None, str] = {
     None: BookingStatus.BOOKED.value,
@@ -476,8 +482,14 @@ def _apply(target: Any, updates: dict[str, Any]) -> bool:
 def _utc(value: datetime | str | None) -> datetime | None:
     """A time read by plain SQL: SQLite gives text, PostgreSQL an aware datetime."""
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        return _utc_text(value)
     return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+
+
+@lru_cache(maxsize=4096)
+def _utc_text(value: str) -> datetime:
+    """A time as SQLite stores it (UTC, as text); the bookings of one import share theirs."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -138,10 +138,9 @@ class People:
         if self.fresh:
             return  # nobody before this import, and everyone it wrote is known
         query = "SELECT id, email, name, agency_id, role, mobile FROM person WHERE email"
-        for found in select_in(self.session, query, emails):
-            self.known[found.email] = _Person(
-                found.id, found.name, found.agency_id, found.role, found.mobile
-            )
+        known = self.known
+        for id_, email, name, agency_id, role, mobile in select_in(self.session, query, emails):
+            known[email] = _Person(id_, name, agency_id, role, mobile)
 
     def _person(
         self,
