@@ -105,16 +105,19 @@ def import_bookings(
     return result
 
 
-# Into an empty database, these are built once the rows are in: the import's own lookups
-# while it writes (references, emails, a delegate's bookings) use none of them.
+# Into an empty table, these are built once the rows are in, rather than kept in order row by
+# row. The import's own lookups while it writes use none of them: nobody is looked up by email
+# in an empty table of people, a booking written earlier in the file is found by its reference,
+# and a waiting-list row's place by its session (both of those indexes are kept).
 _INDEXES = {index.name: index for index in (*PERSON.indexes, *BOOKING.indexes)}
 _BUILT_AFTER = [
     _INDEXES[name]
     for name in (
+        "ix_person_email",
         "ix_person_agency_id",
+        "ix_booking_delegate_id",
         "ix_booking_manager_id",
         "ix_booking_status",
-        "ix_booking_session_status",
     )
 ]
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from surveys import bulk
 from surveys.bulk import indexes_built_after
-from surveys.importer import ImportFailed, import_bookings
+from surveys.importer import _BUILT_AFTER, ImportFailed, import_bookings
 from surveys.models import Agency, AuditEntry, Booking, BookingStatus, CourseSession, Person, Sector
 
 from .conftest import utc
@@ -373,3 +373,43 @@ def test_new_ids_are_not_taken_by_another_writer_meanwhile(engine, session, monk
     result = run_import(session, f"{HEADER}\n{ann}\n")
     assert result.people.created == 1
     assert others and others[0] == "database is locked"
+
+
+def test_a_first_import_looks_nothing_up_by_scanning_the_tables_it_writes(engine, session):
+    """The indexes a first import builds after its rows are of no help to it meanwhile: every
+    lookup it makes once it writes (a booking met again further down, a waiting-list row's
+    place) must still find its rows through an index it keeps, not by reading the whole table,
+    which for a big export would be a read for each chunk."""
+
+    def row(ref: str, who: str, status: str) -> str:
+        return ALICE.replace("BK-1", ref).replace("alice@", f"{who}@") + f",{status}"
+
+    rows = [row(f"BK-{n}", f"d{n}", "booked") for n in range(4)]
+    # Alice's second booking of the session, then her first one again, now on the waiting list:
+    # only the database knows the second still holds her place.
+    rows += [row("BK-8", "alice", "booked"), row("BK-9", "alice", "booked")]
+    rows += [row("BK-2", "d2", "cancelled"), row("BK-8", "alice", "waiting")]
+    statements: list[str] = []
+    driver = session.connection().connection.dbapi_connection
+    driver.set_trace_callback(statements.append)
+    data = (f"{HEADER},status\n" + "\n".join(rows)).encode()
+    with pytest.raises(ImportFailed) as caught:
+        import_bookings(session, data, zone=LONDON, now=NOW, actor="t", chunk=2)
+    driver.set_trace_callback(None)
+    (problem,) = caught.value.problems
+    assert "already holds a place on it (booking BK-9)" in problem.message
+    writing = next(n for n, sql in enumerate(statements) if sql.startswith("INSERT"))
+    lookups = [sql for sql in statements[writing:] if sql.startswith("SELECT")]
+    assert any("b.ref IN ('BK-2'" in sql for sql in lookups)  # met again in a later chunk
+    assert any("'alice@riverside.example'" in sql for sql in lookups)  # her place
+    session.rollback()
+    with engine.connect() as connection:  # as the import saw the tables: without those indexes
+        for index in _BUILT_AFTER:
+            index.drop(connection)
+        plans = {
+            sql: [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+            for sql in lookups
+        }
+        connection.rollback()
+    scans = {sql: plan for sql, plan in plans.items() if any(p.startswith("SCAN") for p in plan)}
+    assert scans == {}
