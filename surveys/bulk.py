@@ -38,14 +38,16 @@ def indexes_built_after(session: Session, indexes: Sequence[Index]) -> Iterator[
         yield
         return
     connection = session.connection()
+    # Locked first: a table seen empty stays so but for the caller's rows (another writer's
+    # rows would be looked up without the indexes), and the indexes are dropped in the
+    # caller's transaction, not for good at once.
+    write_lock(connection)
     empty = {
         table.name
         for table in {index.table for index in indexes if index.table is not None}
         if connection.execute(select(table.c.id).limit(1)).first() is None
     }
     later = [index for index in indexes if index.table is not None and index.table.name in empty]
-    if later:
-        write_lock(connection)  # or the indexes would be dropped for good at once
     for index in later:
         index.drop(connection)
     yield

@@ -329,6 +329,19 @@ def test_indexes_are_dropped_inside_the_transaction_not_for_good(engine, session
     assert _indexes(engine) == every
 
 
+def test_what_an_import_finds_empty_stays_empty_but_for_its_own_rows(engine, session):
+    """Which tables are empty is read under the write lock, held to the end: another writer's
+    people cannot arrive between, to be looked up without the indexes built after."""
+    run_import(session, f"{HEADER}\n{ALICE}\n")  # people and bookings: nothing is dropped
+    tables = (Person.__table__, Booking.__table__)  # type: ignore[attr-defined]
+    with indexes_built_after(session, _all_indexes(tables)):
+        other = sqlite3.connect(engine.url.database, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+    session.rollback()
+
+
 def _all_indexes(tables):
     return sorted((index for table in tables for index in table.indexes), key=lambda i: i.name)
 
